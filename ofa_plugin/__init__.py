@@ -41,3 +41,5 @@ def _attach_source_subpackage(name: str) -> None:
 for _name in _SUBPACKAGES:
     _attach_source_subpackage(_name)
     importlib.import_module(f"{__name__}.{_name}")
+
+from ofa_plugin.metrics import scorer  # noqa: F401,E402  (registers the `ofa_caption` scorer)

@@ -59,7 +59,10 @@ def _dtype_class(code: str) -> tuple[type, str]:
 
 
 # (object, the name the pickle refers to it by): the only globals beyond torch's own tensor/builtin set
-# that fairseq and official OFA checkpoints contain. One line each: what pickles it.
+# that fairseq and official OFA checkpoints contain. The Namespace is all that
+# torch.serialization.get_unsafe_globals_in_checkpoint finds in the official fixture and in stock
+# fairseq-train checkpoints (adam state, meters, iterator state, EMA); the numpy entries cover metric
+# values that OFA computes with numpy. One line each: what pickles it.
 SAFE_GLOBALS: list[tuple[Callable, str]] = [
     # Trainer.state_dict(): cfg["model"] of legacy add_args models (OFA, transformer), legacy state["args"]
     (argparse.Namespace, "argparse.Namespace"),

@@ -1,0 +1,2 @@
+"""OFA tasks, registered with fairseq under their official names."""
+from . import caption, ofa_task  # noqa: F401

@@ -3,6 +3,7 @@ import base64
 import hashlib
 import io
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +73,6 @@ def test_palette_with_transparency_gives_no_warning():
     image = gradient().convert("P")
     image.info["transparency"] = 0
     field = base64.b64encode(image_bytes(image, transparency=0)).decode()
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert decode_image(field, "x.tsv", 0).mode == "RGB"
@@ -123,7 +122,8 @@ def test_undecodable_image_names_file_and_row(field):
 
 
 def test_fixture_images_decode_like_official():
-    manifest = {m["image_id"]: m for m in json.loads((FIXTURE / "data" / "data_manifest.json").read_text())["images"]}
+    images = json.loads((FIXTURE / "data" / "data_manifest.json").read_text())["images"]
+    manifest = {m["image_id"]: m for m in images}
     modes = set()
     for row, columns in enumerate(fixture_rows("caption_test.tsv")):
         image_id, field = columns[1], columns[4]
@@ -139,7 +139,7 @@ def test_transform_is_bit_exact_with_official_batch():
     golden = np.load(FIXTURE / "golden" / "teacher_forced.npz")["caption.net_input.patch_images"]
     transform = square_resize_transform(256)
     rows = fixture_rows("caption_train.tsv")[:3]
-    ours = np.stack([transform(decode_image(r[4], "caption_train.tsv", i)).numpy() for i, r in enumerate(rows)])
+    ours = np.stack([transform(decode_image(r[4], "train.tsv", i)).numpy() for i, r in enumerate(rows)])
     assert ours.shape == golden.shape == (3, 3, 256, 256)
     assert ours.dtype == np.float32
     assert np.array_equal(ours, golden)

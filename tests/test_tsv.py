@@ -117,6 +117,7 @@ def test_index_is_cached_beside_file(tmp_path, monkeypatch):
     TSVFile(path)
     cache = tmp_path / "a.tsv.offsets.npy"
     assert cache.is_file()
+    assert cache.stat().st_mode & 0o777 == 0o644  # readable by everyone who can read the TSV
 
     def no_scan(_):
         raise AssertionError("the cached index should have been used")

@@ -22,9 +22,10 @@ class ImageDecodeError(ValueError):
 def decode_image(field: str, tsv_path: str, row: int) -> Image.Image:
     """The RGB image stored in `field` (base64 image bytes or a path relative to the TSV's folder).
 
-    `tsv_path` and `row` only serve error messages and relative paths. EXIF orientation is applied.
-    Like the official reader, this sets `PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True` (once, on first
-    call) so that slightly truncated JPEGs in large crawled datasets still load.
+    `tsv_path` and `row` only serve error messages and relative paths. EXIF orientation is applied (the
+    official reader ignores it; the official datasets carry none, so their pixels are unchanged).
+    Like the official reader, this turns on PIL's process-wide `ImageFile.LOAD_TRUNCATED_IMAGES`, so
+    that slightly truncated JPEGs in large crawled datasets still load.
     """
     ImageFile.LOAD_TRUNCATED_IMAGES = True
     field = field.strip()

@@ -1,4 +1,9 @@
-"""Text normalisation of the official OFA datasets (reference §4.5, §5.2)."""
+"""Text normalisation of the official OFA datasets (reference §4.5, §5.2).
+
+Whitespace: the official normalisers collapse runs of two or more whitespace characters and strip only
+spaces; here every whitespace run becomes one space and the ends are stripped. The two agree on all
+official data (TSV fields hold no tabs or newlines) and differ only on a lone tab/newline/no-break space.
+"""
 from __future__ import annotations
 
 import string

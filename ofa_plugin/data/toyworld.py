@@ -126,14 +126,15 @@ def _object_size(rng: random.Random, shape: str, width: int, height: int) -> tup
 
 
 def _overlaps(box: tuple[int, int, int, int], others: Iterable[ToyObject], gap: int = 2) -> bool:
+    """Whether `box` comes closer than `gap` pixels to any of the other shapes' boxes."""
     x0, y0, x1, y1 = box
-    return any(x0 < o.box[2] + gap and o.box[0] < x1 + gap and y0 < o.box[3] + gap and o.box[1] < y1 + gap
-               for o in others)
+    return any(x0 < ox1 + gap and ox0 < x1 + gap and y0 < oy1 + gap and oy0 < y1 + gap
+               for ox0, oy0, ox1, oy1 in (o.box for o in others))
 
 
 def _place_object(rng: random.Random, scene_size: tuple[int, int], colours: Sequence[str],
                   placed: list[ToyObject]) -> ToyObject | None:
-    """A new shape with a (shape, colour) not yet in the scene, not overlapping the others; None if no room."""
+    """A shape with a new (shape, colour) pair that does not overlap the others; None if it finds no room."""
     width, height = scene_size
     taken = {(o.shape, o.colour) for o in placed}
     shape, colour = rng.choice([(s, c) for s in SHAPES for c in colours if (s, c) not in taken])
@@ -337,7 +338,10 @@ def train_vocabulary(vocab_dir: Path, vocab_size: int = VOCAB_SIZE) -> tuple[Pat
 
 def write_toy_world(out_dir: str | Path, seed: int = 1, num_train: int = 2000, num_valid: int = 100,
                     num_test: int = 100, image_size_range: tuple[int, int] = (48, 160)) -> dict[str, Path]:
-    """Write the toy world's caption TSVs and vocabulary into `out_dir`; returns {name: path}."""
+    """Write the toy world's caption TSVs and vocabulary into `out_dir`; returns {name: path}.
+
+    Image widths and heights are drawn from `image_size_range` (at least 32 px, room for three shapes).
+    """
     low, high = image_size_range
     if not 32 <= low <= high:
         raise ValueError(f"image_size_range must satisfy 32 <= min <= max, got {image_size_range}")
@@ -352,6 +356,7 @@ def write_toy_world(out_dir: str | Path, seed: int = 1, num_train: int = 2000, n
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """Command line entry point: `python -m ofa_plugin.data.toyworld --out DIR ...`."""
     parser = argparse.ArgumentParser(description="Write the OFA toy world (caption TSVs + vocabulary).")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--seed", type=int, default=1, help="random seed; same seed, same bytes")

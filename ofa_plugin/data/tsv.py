@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 _CACHE_VERSION = 1
 _HEADER_LEN = 3
 _CHUNK_BYTES = 1 << 24
+_CACHE_MODE = 0o644
 
 
 class TSVFormatError(ValueError):
@@ -97,9 +98,11 @@ def _save_cached_bounds(cache: Path, header: np.ndarray, bounds: np.ndarray) -> 
     tmp_path = None
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=cache.parent, prefix=cache.name, suffix=".tmp", delete=False) as tmp:
-            tmp_path = Path(tmp.name)
+        tmp = tempfile.NamedTemporaryFile(dir=cache.parent, prefix=cache.name, suffix=".tmp", delete=False)
+        tmp_path = Path(tmp.name)
+        with tmp:
             np.save(tmp, np.concatenate([header, bounds]), allow_pickle=False)
+        os.chmod(tmp_path, _CACHE_MODE)  # temp files are private; others reading the TSV need the index too
         os.replace(tmp_path, cache)
         return True
     except OSError as err:

@@ -1,0 +1,36 @@
+"""Batching of OFA samples into the official `net_input` layout (reference §4.6)."""
+from typing import Any, Dict, List
+
+import torch
+from fairseq.data import data_utils
+
+
+def collate_tokens(samples: List[Dict[str, Any]], key: str, pad_idx: int) -> torch.Tensor:
+    """Right-pad the 1-D token tensors `sample[key]` into a (B, T) tensor."""
+    return data_utils.collate_tokens([s[key] for s in samples], pad_idx, left_pad=False)
+
+
+def collate(samples: List[Dict[str, Any]], pad_idx: int) -> Dict[str, Any]:
+    """Collate samples with `id`, `source`, optional `patch_image`/`patch_mask`, `target`,
+    `prev_output_tokens` and optional string `uniq_id` into a fairseq batch ({} when empty)."""
+    if not samples:
+        return {}
+    src_tokens = collate_tokens(samples, "source", pad_idx)
+    net_input = {"src_tokens": src_tokens, "src_lengths": src_tokens.ne(pad_idx).long().sum(1)}
+    if "patch_image" in samples[0]:
+        net_input["patch_images"] = torch.stack([s["patch_image"] for s in samples])
+        net_input["patch_masks"] = torch.tensor([bool(s["patch_mask"]) for s in samples])
+    batch = {
+        "id": torch.tensor([s["id"] for s in samples], dtype=torch.long),
+        "nsentences": len(samples),
+        "net_input": net_input,
+    }
+    if "uniq_id" in samples[0]:
+        batch["uniq_id"] = [s["uniq_id"] for s in samples]
+    if "target" in samples[0]:
+        batch["target"] = collate_tokens(samples, "target", pad_idx)
+        net_input["prev_output_tokens"] = collate_tokens(samples, "prev_output_tokens", pad_idx)
+        batch["ntokens"] = int(batch["target"].ne(pad_idx).sum())
+    else:
+        batch["ntokens"] = int(src_tokens.ne(pad_idx).sum())
+    return batch

@@ -1,0 +1,155 @@
+"""The base OFA task: vocabulary, TSV datasets, bos-started generation (reference §4, §7.1)."""
+import ast
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+import torch
+from fairseq.data import Dictionary
+from fairseq.dataclass import FairseqDataclass
+from fairseq.tasks import FairseqTask, register_task
+from omegaconf import DictConfig, OmegaConf
+
+from ofa_plugin.data.dataset import SampleBuilder, TSVTaskDataset
+from ofa_plugin.data.transforms import IMAGENET_MEAN, IMAGENET_STD, OFA_MEAN, OFA_STD
+from ofa_plugin.data.tsv import TSVFile
+from ofa_plugin.generate import OFASequenceGenerator
+from ofa_plugin.vocab import build_ofa_dictionary, build_tokenizer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class OFAConfig(FairseqDataclass):
+    data: Optional[str] = field(default=None, metadata={
+        "help": "comma-separated TSV files: training rotates over all but the last (one per epoch), "
+                "every other split reads the last; a single file serves every split"})
+    selected_cols: Optional[str] = field(default=None, metadata={
+        "help": "TSV columns to read, in the task's order (e.g. 0,4,2); default: all"})
+    bpe: Optional[str] = field(default="gpt2", metadata={
+        "help": "text tokenizer: gpt2 (official vocabulary) or sentencepiece (spm.model in --bpe-dir)"})
+    bpe_dir: Optional[str] = field(default=None, metadata={
+        "help": "folder with dict.txt and the tokenizer files (encoder.json + vocab.bpe, or spm.model)"})
+    max_source_positions: int = field(default=1024, metadata={"help": "max number of tokens in the source"})
+    max_target_positions: int = field(default=1024, metadata={"help": "max number of tokens in the target"})
+    max_src_length: int = field(default=128, metadata={"help": "max source length (words or tokens, per task)"})
+    max_tgt_length: int = field(default=30, metadata={"help": "max target length (words or tokens, per task)"})
+    code_dict_size: int = field(default=8192, metadata={"help": "number of <code_i> image-code tokens"})
+    patch_image_size: int = field(default=480, metadata={"help": "side of the square input image"})
+    orig_patch_image_size: int = field(default=256, metadata={"help": "image size of pretraining (for --interpolate-position)"})
+    num_bins: int = field(default=1000, metadata={"help": "number of <bin_i> location tokens"})
+    imagenet_default_mean_and_std: bool = field(default=False, metadata={
+        "help": "normalise images with ImageNet mean/std instead of 0.5/0.5"})
+    constraint_range: Optional[str] = field(default=None, metadata={
+        "help": "start,end: restrict the criterion (and generation) to this token range plus specials"})
+    skip_malformed_rows: bool = field(default=False, metadata={
+        "help": "skip (count and log) TSV rows that cannot be read instead of stopping with an error"})
+
+
+@register_task("ofa", dataclass=OFAConfig)
+class OFATask(FairseqTask):
+    """Shared machinery of every OFA task; subclasses provide `build_sample_builder`."""
+
+    cfg: OFAConfig
+
+    def __init__(self, cfg: OFAConfig, src_dict: Dictionary, tgt_dict: Dictionary):
+        super().__init__(cfg)
+        self.src_dict, self.tgt_dict = src_dict, tgt_dict
+        self.tokenizer = build_tokenizer(cfg.bpe or "gpt2", cfg.bpe_dir)
+
+    @classmethod
+    def setup_task(cls, cfg: OFAConfig, **kwargs) -> "OFATask":
+        if not cfg.bpe_dir:
+            # official evaluation command lines give it only in --model-overrides
+            cfg.bpe_dir = _model_overrides(cfg).get("bpe_dir")
+        if not cfg.bpe_dir:
+            raise ValueError("--bpe-dir is required: the folder with dict.txt and the tokenizer files")
+        dictionary = build_ofa_dictionary(os.path.join(cfg.bpe_dir, "dict.txt"), cfg.code_dict_size, cfg.num_bins)
+        logger.info("dictionary: %d types (text + <mask> + %d codes + %d bins)", len(dictionary),
+                    cfg.code_dict_size, cfg.num_bins)
+        return cls(cfg, dictionary, dictionary)
+
+    @property
+    def source_dictionary(self) -> Dictionary:
+        return self.src_dict
+
+    @property
+    def target_dictionary(self) -> Dictionary:
+        return self.tgt_dict
+
+    def data_paths(self) -> List[str]:
+        if not self.cfg.data:
+            raise ValueError("no data given: pass the TSV file(s) as the first positional argument")
+        return [path for path in self.cfg.data.split(",") if path]
+
+    def split_path(self, split: str, epoch: int) -> str:
+        """Training rotates over all paths but the last, one per epoch; other splits use the last."""
+        paths = self.data_paths()
+        if split == "train" and len(paths) > 1:
+            return paths[(epoch - 1) % (len(paths) - 1)]
+        return paths[-1]
+
+    def has_sharded_data(self, split: str) -> bool:
+        return split == "train" and len(self.data_paths()) > 2  # reload the next file every epoch
+
+    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, task_cfg=None, **kwargs) -> None:
+        """`task_cfg` (fairseq-generate passes the checkpoint's task config + --model-overrides) is used
+        when it belongs to this task, as the official evaluate.py does; otherwise the command line's."""
+        if task_cfg is not None and task_cfg.get("_name") == self.cfg._name:
+            logger.info("%s: data options from the checkpoint's task config (+ --model-overrides)", split)
+            known = {key: value for key, value in task_cfg.items() if key in self.cfg}
+            self.cfg = OmegaConf.merge(self.cfg, known)
+        path = self.split_path(split, epoch)
+        tsv = TSVFile(path, self.cfg.selected_cols)
+        builder = self.build_sample_builder(split, str(tsv.path))
+        self.datasets[split] = TSVTaskDataset(
+            tsv, builder, self.src_dict.pad(), shuffle=(split == "train"),
+            skip_malformed=self.cfg.skip_malformed_rows,
+        )
+        logger.info("%s: %d rows from %s", split, len(tsv), path)
+
+    def build_sample_builder(self, split: str, tsv_path: str) -> SampleBuilder:
+        raise NotImplementedError(f"task {type(self).__name__} does not define its samples")
+
+    def image_mean_std(self):
+        if self.cfg.imagenet_default_mean_and_std:
+            return IMAGENET_MEAN, IMAGENET_STD
+        return OFA_MEAN, OFA_STD
+
+    def max_positions(self):
+        return self.cfg.max_source_positions, self.cfg.max_target_positions
+
+    def build_bpe(self, args=None):
+        """fairseq-generate decodes with this; it keeps <bin_*>/<code_*> tokens as text."""
+        return self.tokenizer
+
+    def build_tokenizer(self, args=None):
+        return None
+
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
+        return super().build_generator(models, args, seq_gen_cls=seq_gen_cls or OFASequenceGenerator,
+                                       extra_gen_cls_kwargs=extra_gen_cls_kwargs, **kwargs)
+
+    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
+        """Generation starts from bos, as the decoder saw in training (stock fairseq starts from eos)."""
+        with torch.no_grad():
+            return generator.generate(models, sample, prefix_tokens=prefix_tokens, constraints=constraints,
+                                      bos_token=self.tgt_dict.bos())
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        """As fairseq's, but the criterion gets `update_num` (drop-worst starts after N updates)."""
+        model.train()
+        model.set_num_updates(update_num)
+        loss, sample_size, logging_output = criterion(model, sample, update_num=update_num)
+        if ignore_grad:
+            loss *= 0
+        optimizer.backward(loss)
+        return loss, sample_size, logging_output
+
+
+def _model_overrides(cfg) -> dict:
+    """The `--model-overrides` dict of the run this task config belongs to ({} if none)."""
+    root = cfg._get_parent() if isinstance(cfg, DictConfig) else None
+    overrides = root.get("common_eval", {}).get("model_overrides") if root is not None else None
+    return ast.literal_eval(overrides) if overrides else {}
