@@ -36,6 +36,7 @@ from typing import IO, Any, Callable, Union
 
 import fairseq.checkpoint_utils
 import fairseq.distributed.utils
+from fairseq.data import data_utils
 import numpy as np
 import torch
 
@@ -149,11 +150,34 @@ def _set_module_torch_load(module: types.ModuleType, load: Callable[..., Any]) -
         module.torch = _TorchView(load)
 
 
+def _data_names_files(data: Any) -> bool:
+    """True when a task's `data` is a list of files (OFA's comma-separated TSVs), not a folder."""
+    return isinstance(data, str) and any(os.path.isfile(path) for path in data.split(","))
+
+
+def _skip_valid_subset_check_for_files(check: Callable[[Any], None]) -> Callable[[Any], None]:
+    """fairseq-train lists the `data` folder to find unused valid*.bin subsets; with OFA's TSV files
+    there is no folder to list (it crashes), and nothing to find."""
+    if getattr(check, "_ofa_wrapped", False):
+        return check
+
+    def checked(train_cfg: Any) -> None:
+        if _data_names_files(getattr(train_cfg.task, "data", None)):
+            return
+        check(train_cfg)
+
+    checked._ofa_wrapped = True
+    return checked
+
+
 def install() -> None:
-    """Register `SAFE_GLOBALS` with torch and route fairseq's checkpoint loads (idempotent)."""
+    """Register `SAFE_GLOBALS` with torch and route fairseq's checkpoint loads (idempotent); let
+    fairseq-train accept TSV files as `data`."""
     torch.serialization.add_safe_globals(SAFE_GLOBALS)
     _set_module_torch_load(fairseq.checkpoint_utils, load_checkpoint_file)
     _set_module_torch_load(fairseq.distributed.utils, load_rank0_payload)
+    data_utils.raise_if_valid_subsets_unintentionally_ignored = _skip_valid_subset_check_for_files(
+        data_utils.raise_if_valid_subsets_unintentionally_ignored)
 
 
 install()
