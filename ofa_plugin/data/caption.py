@@ -38,8 +38,6 @@ class CaptionSampleBuilder:
             caption = caption_train_target(caption, self.max_tgt_length)
         else:
             caption = "&&".join(caption_references(caption))
-        if not caption.strip():
-            raise ValueError(f"{self.tsv_path}: row {row}: empty caption")
         source = encode_text(self.dictionary, self.tokenizer, CAPTION_PROMPT, append_bos=True, append_eos=True)
         target = encode_text(self.dictionary, self.tokenizer, " " + caption)
         eos, bos = torch.LongTensor([self.dictionary.eos()]), torch.LongTensor([self.dictionary.bos()])

@@ -45,13 +45,22 @@ class TSVTaskDataset(FairseqDataset):
         try:
             sample = self.build_sample(self.tsv[index], index)
         except (ValueError, OSError) as err:
+            error = self._with_location(err, index)
             if not self.skip_malformed:
-                raise
+                if error is err:
+                    raise
+                raise error from err
             self.num_skipped += 1
-            logger.warning("skipping malformed row (%d skipped so far in this process): %s", self.num_skipped, err)
+            logger.warning("skipping malformed row (%d skipped so far in this process): %s", self.num_skipped, error)
             return None
         sample["id"] = index
         return sample
+
+    def _with_location(self, err: Exception, index: int) -> Exception:
+        """The error itself if it already names the file, else one that names file and row."""
+        if str(self.tsv.path) in str(err):
+            return err
+        return MalformedRowError(f"{self.tsv.path}: row {index}: {err}")
 
     def collater(self, samples: List[Optional[Dict[str, Any]]]) -> Dict[str, Any]:
         return collate([s for s in samples if s is not None], self.pad_idx)
