@@ -5,28 +5,26 @@
 In incremental decoding only the newest row of every bias is computed.
 """
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from fairseq.models import FairseqIncrementalDecoder
 from fairseq.modules import LayerNorm
 from torch import Tensor, nn
 
-from .embeddings import absolute_position_bias, build_embedding, gather_bucket_bias
+from .embeddings import (absolute_position_bias, build_embedding, gather_bucket_bias, register_bucket_buffers,
+                         relative_position_tables)
 from .drop_path import drop_path_rates
 from .encoder import EncoderOut, _maybe_checkpoint
 from .layers import OFADecoderLayer
-from .positions import (code_position_ids, image_bucket_table, num_image_buckets, num_token_buckets,
-                        token_bucket_table)
+from .positions import code_position_ids
 from .prompts import build_prefix_prompt
 
 
 class OFADecoder(FairseqIncrementalDecoder):
     def __init__(self, args, dictionary, embed_tokens: nn.Embedding):
         super().__init__(dictionary)
-        self.register_buffer("version", torch.Tensor([3]))
-        self.register_buffer("token_rp_bucket", token_bucket_table(args.token_bucket_size, args.max_target_positions))
-        self.register_buffer("image_rp_bucket", image_bucket_table(args.image_bucket_size))
+        register_bucket_buffers(self, args.token_bucket_size, args.image_bucket_size, args.max_target_positions)
         self.register_buffer("image_position_idx", code_position_ids(args.code_image_size, args.image_bucket_size))
         dim = args.decoder_embed_dim
         self.args = args
@@ -60,12 +58,8 @@ class OFADecoder(FairseqIncrementalDecoder):
             self.output_projection.weight = embed_tokens.weight
         else:
             nn.init.normal_(self.output_projection.weight, mean=0, std=dim ** -0.5)
-        self.token_rel_pos_table_list = nn.ModuleList(
-            [build_embedding(num_token_buckets(args.token_bucket_size), self.num_heads) for _ in rates]
-        )
-        self.image_rel_pos_table_list = nn.ModuleList(
-            [build_embedding(num_image_buckets(args.image_bucket_size), self.num_heads) for _ in rates]
-        )
+        self.token_rel_pos_table_list, self.image_rel_pos_table_list = relative_position_tables(
+            args, len(rates), self.num_heads)
 
     def forward(
         self,

@@ -11,10 +11,10 @@ from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 from torch import Tensor, nn
 
 from .drop_path import drop_path_rates
-from .embeddings import absolute_position_bias, build_embedding, gather_bucket_bias
+from .embeddings import (absolute_position_bias, build_embedding, gather_bucket_bias, register_bucket_buffers,
+                         relative_position_tables)
 from .layers import OFAEncoderLayer
-from .positions import (image_bucket_table, image_grid_position_ids, num_image_buckets,
-                        num_token_buckets, token_bucket_table)
+from .positions import image_grid_position_ids
 from .prompts import build_prefix_prompt
 from .resnet import OUT_CHANNELS, build_resnet
 
@@ -24,9 +24,7 @@ EncoderOut = Dict[str, List[Tensor]]
 class OFAEncoder(FairseqEncoder):
     def __init__(self, args, dictionary, embed_tokens: nn.Embedding):
         super().__init__(dictionary)
-        self.register_buffer("version", torch.Tensor([3]))
-        self.register_buffer("token_rp_bucket", token_bucket_table(args.token_bucket_size, args.max_source_positions))
-        self.register_buffer("image_rp_bucket", image_bucket_table(args.image_bucket_size))
+        register_bucket_buffers(self, args.token_bucket_size, args.image_bucket_size, args.max_source_positions)
         dim = embed_tokens.embedding_dim
         self.args = args
         self.padding_idx = embed_tokens.padding_idx
@@ -55,12 +53,8 @@ class OFAEncoder(FairseqEncoder):
         rates = drop_path_rates(args.encoder_drop_path_rate, args.encoder_layers)
         self.layers = nn.ModuleList([_maybe_checkpoint(OFAEncoderLayer(args, rate), args) for rate in rates])
         self.layer_norm = LayerNorm(dim) if args.encoder_normalize_before else None
-        self.token_rel_pos_table_list = nn.ModuleList(
-            [build_embedding(num_token_buckets(args.token_bucket_size), self.num_heads) for _ in rates]
-        )
-        self.image_rel_pos_table_list = nn.ModuleList(
-            [build_embedding(num_image_buckets(args.image_bucket_size), self.num_heads) for _ in rates]
-        )
+        self.token_rel_pos_table_list, self.image_rel_pos_table_list = relative_position_tables(
+            args, len(rates), self.num_heads)
         if getattr(args, "resnet_model_path", None):
             self.embed_images.load_state_dict(torch.load(args.resnet_model_path, map_location="cpu"))
 

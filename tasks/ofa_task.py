@@ -3,7 +3,7 @@ import ast
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import torch
 from fairseq.data import Dictionary

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, Optional, Sequence
 
 from ofa_plugin.data.toyworld import write_toy_world
 
@@ -102,17 +102,17 @@ def summarize(train: Dict, generate: Dict) -> Dict[str, float]:
     }
 
 
-def ratios(summary: Dict[str, Dict[str, float]]) -> Dict[str, float]:
-    """eager/SDPA ratios oriented so that > 1 means SDPA is faster or uses less memory."""
-    out = {}
+def ratios(summary: Dict[str, Dict[str, float]]) -> Dict[str, Optional[float]]:
+    """eager/SDPA ratios oriented so that > 1 means SDPA is faster or uses less memory (None: 0/0)."""
+    out: Dict[str, Optional[float]] = {}
     for _, key, _, orientation in ROWS:
         eager, sdpa = summary["eager"][key], summary["sdpa"][key]
         numerator, denominator = (eager, sdpa) if orientation == "eager/sdpa" else (sdpa, eager)
-        out[key] = numerator / denominator if denominator else float("nan")
+        out[key] = numerator / denominator if denominator else None
     return out
 
 
-def format_table(summary: Dict[str, Dict[str, float]], ratio: Dict[str, float]) -> str:
+def format_table(summary: Dict[str, Dict[str, float]], ratio: Dict[str, Optional[float]]) -> str:
     """The figures as a fixed-width text table: one row per figure, one column per path (+ ratio)."""
     paths = list(summary)
     header = ["figure", *paths] + (["ratio (>1: sdpa better)"] if ratio else [])
@@ -120,7 +120,8 @@ def format_table(summary: Dict[str, Dict[str, float]], ratio: Dict[str, float]) 
     for label, key, fmt, orientation in ROWS:
         row = [label, *(fmt.format(summary[p][key]) for p in paths)]
         if ratio:
-            row.append(f"{ratio[key]:.2f} ({orientation})")
+            value = "n/a" if ratio[key] is None else f"{ratio[key]:.2f}"
+            row.append(f"{value} ({orientation})")
         lines.append(row)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     rendered = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
@@ -132,7 +133,7 @@ def format_table(summary: Dict[str, Dict[str, float]], ratio: Dict[str, float]) 
 def environment() -> Dict[str, object]:
     """Machine facts that explain the figures (a busy machine inflates the times)."""
     return {"python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
-            "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
