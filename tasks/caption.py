@@ -1,19 +1,31 @@
 """The `caption` task (reference §5.2); `fairseq-generate` prints CIDEr and BLEU at the end."""
+import json
+import logging
+from argparse import Namespace
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import List, Optional, Tuple
 
+from fairseq import metrics
 from fairseq.tasks import register_task
 
 from ofa_plugin.data.caption import CaptionSampleBuilder
+from ofa_plugin.data.text import strip_punctuation
 from ofa_plugin.data.transforms import square_resize_transform
+from ofa_plugin.metrics.caption import caption_scores
+from ofa_plugin.metrics.scorer import REFERENCE_SEPARATOR
 
 from .ofa_task import OFAConfig, OFATask
+
+logger = logging.getLogger(__name__)
+
+VALIDATION_METRICS = {"cider": "CIDEr", "bleu4": "BLEU-4"}
 
 
 @dataclass
 class CaptionConfig(OFAConfig):
-    eval_bleu: bool = field(default=False, metadata={"help": "report BLEU during validation"})
-    eval_cider: bool = field(default=False, metadata={"help": "report CIDEr during validation"})
+    eval_bleu: bool = field(default=False, metadata={"help": "report BLEU-4 during validation (generates captions)"})
+    eval_cider: bool = field(default=False, metadata={
+        "help": "report CIDEr during validation (generates captions; document frequencies per batch, as official)"})
     eval_args: str = field(default="{}", metadata={"help": 'generation args for validation, as JSON, e.g. {"beam": 4}'})
     eval_print_samples: bool = field(default=False, metadata={"help": "log a sample hypothesis during validation"})
     eval_cider_cached_tokens: Optional[str] = field(default=None, metadata={
@@ -39,3 +51,52 @@ class CaptionTask(OFATask):
             max_tgt_length=self.cfg.max_tgt_length, is_training=(split == "train" and not self.cfg.scst),
         )
 
+    def build_model(self, cfg, from_checkpoint: bool = False):
+        model = super().build_model(cfg, from_checkpoint)
+        if self.cfg.eval_cider or self.cfg.eval_bleu:
+            self.validation_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.eval_args)))
+        return model
+
+    def valid_step(self, sample, model, criterion):
+        loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
+        if self.cfg.eval_cider or self.cfg.eval_bleu:
+            hypotheses, references = self.generate_captions(model, sample)
+            scores = caption_scores(dict(enumerate(hypotheses)), dict(enumerate(references)))
+            for name, key in VALIDATION_METRICS.items():
+                logging_output[f"_{name}_sum"] = scores[key] * len(hypotheses)
+                logging_output[f"_{name}_cnt"] = len(hypotheses)
+            if self.cfg.eval_print_samples:
+                logger.info("example hypothesis: %r | references: %s", hypotheses[0], references[0])
+        return loss, sample_size, logging_output
+
+    def generate_captions(self, model, sample) -> Tuple[List[str], List[List[str]]]:
+        """Best hypothesis of every sample and its references, punctuation removed (official eval)."""
+        hypos = self.inference_step(self.validation_generator, [model], sample)
+        ignore = {self.tgt_dict.bos(), self.tgt_dict.eos()}
+
+        def decode(tokens) -> str:
+            return self.tokenizer.decode(self.tgt_dict.string(tokens.int().cpu(), extra_symbols_to_ignore=ignore))
+
+        hypotheses = [strip_punctuation(decode(h[0]["tokens"])).strip() for h in hypos]
+        pad = self.tgt_dict.pad()
+        references = [
+            [strip_punctuation(r).strip() for r in decode(t[t.ne(pad)]).split(REFERENCE_SEPARATOR)]
+            for t in sample["target"]
+        ]
+        return hypotheses, references
+
+    def reduce_metrics(self, logging_outputs, criterion) -> None:
+        super().reduce_metrics(logging_outputs, criterion)
+        for name in VALIDATION_METRICS:
+            count = sum(log.get(f"_{name}_cnt", 0) for log in logging_outputs)
+            if count == 0:
+                continue
+            metrics.log_scalar(f"_{name}_sum", sum(log.get(f"_{name}_sum", 0) for log in logging_outputs))
+            metrics.log_scalar(f"_{name}_cnt", count)
+            metrics.log_derived(name, _ratio(f"_{name}_sum", f"_{name}_cnt"))
+
+
+def _ratio(sum_key: str, count_key: str):
+    def derived(meters) -> float:
+        return round(meters[sum_key].sum / meters[count_key].sum, 4)
+    return derived

@@ -5,21 +5,15 @@ evaluation sets the target holds all references of the image joined by "&&" (ref
 Like the official caption evaluation, ASCII punctuation is removed from the hypothesis and from each
 reference before scoring (after splitting on "&&", which is itself punctuation).
 """
-import string
 from dataclasses import dataclass
 
 from fairseq.dataclass import FairseqDataclass
 from fairseq.scoring import BaseScorer, register_scorer
 
+from ofa_plugin.data.text import strip_punctuation
 from ofa_plugin.metrics.caption import caption_scores
 
 REFERENCE_SEPARATOR = "&&"
-_NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
-
-
-def strip_punctuation(text: str) -> str:
-    """Remove every ASCII punctuation character and surrounding whitespace (official caption eval)."""
-    return text.translate(_NO_PUNCTUATION).strip()
 
 
 @dataclass
@@ -32,12 +26,12 @@ class CaptionScorer(BaseScorer):
     """Collects (references, hypothesis) pairs and scores them with `caption_scores` (CIDEr, BLEU-1..4)."""
 
     def add_string(self, ref: str, pred: str) -> None:
-        references = [strip_punctuation(r) for r in ref.split(REFERENCE_SEPARATOR)]
+        references = [strip_punctuation(r).strip() for r in ref.split(REFERENCE_SEPARATOR)]
         references = [r for r in references if r]
         if not references:
             raise ValueError(f"sentence {len(self.ref)}: no reference caption in target {ref!r}")
         self.ref.append(references)
-        self.pred.append(strip_punctuation(pred))
+        self.pred.append(strip_punctuation(pred).strip())
 
     def scores(self) -> dict[str, float]:
         """All metrics of the strings added so far (CIDEr, BLEU-1..4, as fractions)."""
