@@ -24,6 +24,7 @@ setup(
         "sentencepiece>=0.1.99",
         "timm>=0.9",
         "pycocoevalcap>=1.2",
+        "rouge-score>=0.1.2",
     ],
     extras_require={"test": ["pytest>=7"]},
 )
