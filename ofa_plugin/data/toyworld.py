@@ -64,7 +64,7 @@ JPEG_QUALITY = 90
 VOCAB_SIZE = 600
 _VOCAB_SEED = 1  # the vocabulary is the same for every world seed and size (see _vocabulary_corpus)
 _VOCAB_SCENES = 3000
-_VOCAB_ROWS_PER_TASK = 1000
+_VOCAB_ROWS_PER_TASK = 300
 _SPLIT_CODES = {"train": 1, "valid": 2, "test": 3}  # digit of image ids, unique across splits
 _CLEAR = 0.1  # a position or relation is stated only if centres differ by this share of the image side
 _CLEARLY_BIGGER = 1.5  # size words need this ratio of drawn areas
@@ -240,8 +240,12 @@ def encode_image_base64(image: Image.Image) -> str:
 # Phrases: what can truthfully be said about a scene
 
 
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
 def _with_article(phrase: str) -> str:
-    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+    return f"{_article(phrase)} {phrase}"
 
 
 def _noun(scene: Scene, obj: ToyObject, colour: bool = True, size: bool = False) -> str:
@@ -708,7 +712,7 @@ def _sst2_row(rng: random.Random, split: str, index: int, size_range: tuple[int,
 
 def _cola_sentences(scene: Scene, obj: ToyObject) -> list[tuple[str, list[str]]]:
     """(grammatical sentence, its broken variants) about the scene: agreement and word-order errors."""
-    article = _with_article(obj.colour).split()[0]
+    article = _article(obj.colour)
     noun = f"{article} {obj.colour} {obj.shape}"
     broken_nouns = [f"{article} {obj.shape} {obj.colour}", f"{obj.colour} {article} {obj.shape}",
                     f"{article} {article} {obj.colour} {obj.shape}"]
@@ -828,9 +832,11 @@ def _facts(scene: Scene) -> list[tuple[str, set[tuple[str, str]]]]:
     facts = [(_count_statement(len(scene.objects)), {("count", "")}),
              (f"the background is {scene.background}", {("background", "")})]
     for obj in scene.objects:
-        answers = {("colour", obj.shape)} if _shape_count(scene, obj.shape) == 1 else set()
-        answers |= {("shape", obj.colour)} if _colour_count(scene, obj.colour) == 1 else set()
-        facts += [(f"the {obj.shape} is {obj.colour}", answers), (f"there is {_noun(scene, obj, colour=False)}", set())]
+        if _shape_count(scene, obj.shape) == 1:  # else "the circle" would not say which circle
+            answers = {("colour", obj.shape)} | ({("shape", obj.colour)} if _colour_count(scene, obj.colour) == 1
+                                                 else set())
+            facts.append((f"the {obj.shape} is {obj.colour}", answers))
+        facts.append((f"there is {_noun(scene, obj, colour=False)}", set()))
     return facts
 
 
@@ -840,11 +846,13 @@ def _qnli_row(rng: random.Random, split: str, index: int, size_range: tuple[int,
     facts = _facts(scene)
     askable = sorted({key for _, answers in facts for key in answers})
     intent, key = rng.choice(askable)
-    obj = next(o for o in scene.objects if key in ("", o.shape, o.colour))
+    obj = next(o for o in scene.objects if key in ("", o.shape, o.colour))  # the shape the question is about
     answering = [text for text, answers in facts if (intent, key) in answers]
     others = [text for text, answers in facts if (intent, key) not in answers]
     entailed = rng.random() < 0.5
-    chosen = rng.sample(others, rng.randint(0 if entailed else 1, 1)) + (rng.sample(answering, 1) if entailed else [])
+    chosen = rng.sample(others, rng.randint(0, 1) if entailed else 1)
+    if entailed:
+        chosen.append(rng.choice(answering))
     rng.shuffle(chosen)
     sentence = _capitalised(" , and ".join(chosen)) + "."
     return scene, [str(index), _ask(intent, obj, rng), sentence, "entailment" if entailed else "not_entailment"]

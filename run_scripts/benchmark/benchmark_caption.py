@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="ofa_benchmark_") as tmp:
         world = Path(tmp) / "world"
         logger.info("writing a toy world (%d train and %d valid rows) to %s", rows, rows, world)
-        write_toy_world(world, num_train=rows, num_valid=rows, num_test=1)
+        write_toy_world(world, num_train=rows, num_valid=rows, num_test=1, tasks=["caption"])
         for path in args.paths:
             raw[path] = {mode: run_measurement(world, mode, path, args, Path(tmp)) for mode in ("train", "generate")}
     summary = {path: summarize(raw[path]["train"], raw[path]["generate"]) for path in args.paths}
