@@ -28,7 +28,7 @@ from .scene import (ANSWER_COLOURS, BACKGROUND_COLOURS, GRAYSCALE_FRACTION, JPEG
 from .tasks import OFFICIAL_SELECTED_COLS, TASKS, caption_rows, task_rows
 from .vision import CLASS_NAMES, VQA_ANSWERS, caption_candidates, referring_expressions, vqa_question
 from .vocabulary import VOCAB_SIZE, train_vocabulary
-from .writer import write_caption_split, write_split, write_toy_world
+from .writer import write_split, write_toy_world
 
 __all__ = [
     "ANSWER_COLOURS", "BACKGROUND_COLOURS", "CLASS_NAMES", "ENTAILMENT_LABELS", "GRAYSCALE_FRACTION",
@@ -36,5 +36,5 @@ __all__ = [
     "TASKS", "VOCAB_SIZE", "VQA_ANSWERS", "Scene", "ToyObject", "caption_candidates", "caption_rows",
     "draw_scene", "draw_single_object_scene", "encode_image_base64", "hypothesis", "main",
     "referring_expressions", "render_scene", "task_rows", "train_vocabulary", "vqa_question",
-    "write_caption_split", "write_split", "write_toy_world",
+    "write_split", "write_toy_world",
 ]

@@ -24,12 +24,6 @@ def write_split(path: Path, task: str, split: str, num_rows: int, seed: int,
     return path
 
 
-def write_caption_split(path: Path, split: str, num_rows: int, seed: int,
-                        size_range: tuple[int, int]) -> Path:
-    """Write `num_rows` caption rows (one image each) of `split` to `path`."""
-    return write_split(path, "caption", split, num_rows, seed, size_range)
-
-
 def _write_label_files(out: Path, tasks: Sequence[str]) -> dict[str, Path]:
     """vqa_ans2label.{pkl,json} (answer -> label, as the official --ans2label-file) and
     classify_class2label.pkl (class name -> label, as the official class2label_new.pkl)."""
