@@ -18,7 +18,8 @@ from fairseq.logging import metrics
 from omegaconf import II
 from torch import Tensor
 
-NUM_SPECIAL_TOKENS = 4  # bos, pad, eos, unk: always allowed under --constraint-range
+from ofa_plugin.vocab import NUM_SPECIAL_TOKENS, parse_constraint_range
+
 RDROP_COUNT_KEYS = ("ntokens", "nsentences")  # batch-level counts that double with the batch
 
 
@@ -58,24 +59,6 @@ class AdjustLabelSmoothedCrossEntropyConfig(FairseqDataclass):
         default=None,
         metadata={"help": "'start,end': only tokens 0-3 and [start, end) may be predicted"},
     )
-
-
-def parse_constraint_range(value: Optional[str]) -> Optional[Tuple[int, int]]:
-    """Parse the "start,end" option into two ints (None stays None)."""
-    if value is None:
-        return None
-    parts = str(value).split(",")
-    try:
-        start, end = (int(part) for part in parts)
-    except ValueError:
-        raise ValueError(
-            f"--constraint-range must be 'start,end' with two integers, got {value!r}"
-        ) from None
-    if not NUM_SPECIAL_TOKENS <= start < end:
-        raise ValueError(
-            f"--constraint-range {value!r}: need {NUM_SPECIAL_TOKENS} <= start < end"
-        )
-    return start, end
 
 
 def range_allowed_tokens(vocab_size: int, start: int, end: int, device: torch.device) -> Tensor:

@@ -215,3 +215,20 @@ def code_token_range(dictionary_len: int, code_dict_size: int, num_bins: int) ->
 def bin_token_range(dictionary_len: int, num_bins: int) -> tuple[int, int]:
     """[start, end) ids of the `<bin_*>` block, e.g. (58457, 59457)."""
     return dictionary_len - num_bins, dictionary_len
+
+
+NUM_SPECIAL_TOKENS = 4  # bos, pad, eos, unk: always allowed under a constraint range (official)
+
+
+def parse_constraint_range(value: str | None) -> tuple[int, int] | None:
+    """The `--constraint-range` option "start,end" -> (start, end), a half-open token-id range that
+    the criterion and the generator restrict to (plus the special tokens); None stays None."""
+    if value is None:
+        return None
+    try:
+        start, end = (int(part) for part in str(value).split(","))
+    except ValueError:
+        raise ValueError(f"--constraint-range must be 'start,end' (two token ids), got {value!r}") from None
+    if not NUM_SPECIAL_TOKENS <= start < end:
+        raise ValueError(f"--constraint-range {value!r} must satisfy {NUM_SPECIAL_TOKENS} <= start < end")
+    return start, end

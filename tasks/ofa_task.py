@@ -128,8 +128,10 @@ class OFATask(FairseqTask):
         return None
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
+        """fairseq's generator choice, with our beam search and the task's `--constraint-range`."""
+        extra = dict(extra_gen_cls_kwargs or {}, constraint_range=self.cfg.constraint_range)
         return super().build_generator(models, args, seq_gen_cls=seq_gen_cls or OFASequenceGenerator,
-                                       extra_gen_cls_kwargs=extra_gen_cls_kwargs, **kwargs)
+                                       extra_gen_cls_kwargs=extra, **kwargs)
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
         """Generation starts from bos, as the decoder saw in training (stock fairseq starts from eos)."""

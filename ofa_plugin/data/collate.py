@@ -12,7 +12,9 @@ def collate_tokens(samples: List[Dict[str, Any]], key: str, pad_idx: int) -> tor
 
 def collate(samples: List[Dict[str, Any]], pad_idx: int) -> Dict[str, Any]:
     """Collate samples with `id`, `source`, optional `patch_image`/`patch_mask`, `target`,
-    `prev_output_tokens` and optional string `uniq_id` into a fairseq batch ({} when empty)."""
+    `prev_output_tokens`, optional string `uniq_id` and optional `batch_extras` into a fairseq batch
+    ({} when empty). `batch_extras` is a dict of per-sample tensors that a task needs after generation
+    (e.g. refcoco's resize ratios); each is stacked into `batch[name]`."""
     if not samples:
         return {}
     src_tokens = collate_tokens(samples, "source", pad_idx)
@@ -27,6 +29,8 @@ def collate(samples: List[Dict[str, Any]], pad_idx: int) -> Dict[str, Any]:
     }
     if "uniq_id" in samples[0]:
         batch["uniq_id"] = [s["uniq_id"] for s in samples]
+    for name in samples[0].get("batch_extras", {}):
+        batch[name] = torch.stack([s["batch_extras"][name] for s in samples])
     if "target" in samples[0]:
         batch["target"] = collate_tokens(samples, "target", pad_idx)
         net_input["prev_output_tokens"] = collate_tokens(samples, "prev_output_tokens", pad_idx)
