@@ -51,7 +51,7 @@ def most_frequent_caption(train_tsv: str | os.PathLike, caption_col: int = CAPTI
     return caption, count, len(tsv)
 
 
-def test_references(test_tsv: str | os.PathLike, caption_col: int = CAPTION_COLUMN) -> dict[int, list[str]]:
+def reference_captions(test_tsv: str | os.PathLike, caption_col: int = CAPTION_COLUMN) -> dict[int, list[str]]:
     """The references of every test row, keyed by row number ("&&"-separated, punctuation removed)."""
     tsv = TSVFile(test_tsv, [caption_col])
     references = {}
@@ -71,7 +71,7 @@ def most_frequent_caption_baseline(
 ) -> BaselineResult:
     """Score the most frequent training caption, predicted for every test row (CIDEr, BLEU-1..4)."""
     caption, count, num_train = most_frequent_caption(train_tsv, train_caption_col, max_words)
-    references = test_references(test_tsv, test_caption_col)
+    references = reference_captions(test_tsv, test_caption_col)
     scores = caption_scores({row: caption for row in references}, references)
     return BaselineResult(caption, count, num_train, scores)
 

@@ -6,8 +6,9 @@
 # prints "Generate test with beam=5: CIDEr x | BLEU-4 y ..." (scorer ofa_caption). Then the
 # most-frequent-caption baseline (the commonest training caption for every test image) on the same
 # references, printed as "Most-frequent-caption baseline (...): CIDEr z ...".
-# Hardware: 2 CPU cores, about 30 seconds for 200 test images.
-# Expected: CIDEr about 1.0-1.2 for the default train_caption_toy.sh run, about 0.5 for the baseline.
+# Hardware: 2 CPU cores, about 20 seconds for 200 test images (plus ~10 s for the baseline).
+# Expected (measured, seed 1, 200 test images): CIDEr 1.92 after the default train_caption_toy.sh run on
+# a 10000-image world (run_demo.sh), 1.17 after 800 updates on 5000 images; 0.52 for the baseline.
 #
 # Usage: evaluate_caption_toy.sh DATA_DIR CHECKPOINT [extra fairseq-generate flags]
 # Environment: PATCH_IMAGE_SIZE (default 32, the size the checkpoint was trained with).
