@@ -95,11 +95,10 @@ class OFATask(FairseqTask):
 
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, task_cfg=None, **kwargs) -> None:
         """`task_cfg` (fairseq-generate passes the checkpoint's task config + --model-overrides) is used
-        when it belongs to this task, as the official evaluate.py does; otherwise the command line's."""
+        when it belongs to this task, as the official evaluate.py does; otherwise the command line's.
+        Data files and columns given on the command line win over the checkpoint's."""
         if task_cfg is not None and task_cfg.get("_name") == self.cfg._name:
-            logger.info("%s: data options from the checkpoint's task config (+ --model-overrides)", split)
-            known = {key: value for key, value in task_cfg.items() if key in self.cfg}
-            self.cfg = OmegaConf.merge(self.cfg, known)
+            self.cfg = _merge_checkpoint_task_cfg(self.cfg, task_cfg, split)
         path = self.split_path(split, epoch)
         tsv = TSVFile(path, self.cfg.selected_cols)
         builder = self.build_sample_builder(split, str(tsv.path))
@@ -155,3 +154,20 @@ def _model_overrides(cfg) -> dict:
     root = cfg._get_parent() if isinstance(cfg, DictConfig) else None
     overrides = root.get("common_eval", {}).get("model_overrides") if root is not None else None
     return ast.literal_eval(overrides) if overrides else {}
+
+
+# Options with no default: a value on the command line was given on purpose and wins over the checkpoint.
+EXPLICIT_DATA_OPTIONS = ("data", "selected_cols")
+
+
+def _merge_checkpoint_task_cfg(cli_cfg, task_cfg, split: str):
+    """The checkpoint's task options (with --model-overrides) over ours, except explicit data options."""
+    known = {key: value for key, value in task_cfg.items() if key in cli_cfg}
+    for key in EXPLICIT_DATA_OPTIONS:
+        if cli_cfg.get(key) is not None:
+            if known.get(key) not in (None, cli_cfg[key]):
+                logger.info("%s: --%s %s from the command line (the checkpoint has %s)", split,
+                            key.replace("_", "-"), cli_cfg[key], known[key])
+            known[key] = cli_cfg[key]
+    logger.info("%s: other task options from the checkpoint's task config (+ --model-overrides)", split)
+    return OmegaConf.merge(cli_cfg, known)

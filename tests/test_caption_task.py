@@ -73,3 +73,17 @@ def _criterion_cfg():
     cfg = OmegaConf.structured(AdjustLabelSmoothedCrossEntropyConfig(sentence_avg=False))
     cfg._name = "adjust_label_smoothed_cross_entropy"
     return cfg
+
+
+def test_every_row_is_batched_even_when_not_a_multiple_of_8():
+    """fairseq's --required-batch-size-multiple (default 8) must not drop evaluation rows."""
+    from ofa_plugin.tasks.caption import CaptionConfig, CaptionTask
+
+    task = CaptionTask.setup_task(CaptionConfig(data=str(CAPTION_TSV), bpe_dir=str(BPE_DIR), selected_cols="1,4,2"))
+    task.load_dataset("test")
+    iterator = task.get_batch_iterator(task.dataset("test"), max_sentences=3, required_batch_size_multiple=8)
+    batches = list(iterator.next_epoch_itr(shuffle=False))
+    assert [len(b["id"]) for b in batches] == [3, 3, 2]
+    assert sorted(i for b in batches for i in b["id"].tolist()) == list(range(8))
+    with pytest.raises(ValueError, match="--batch-size"):
+        task.dataset("test").batch_by_size(np.arange(8), max_tokens=12000)

@@ -82,6 +82,17 @@ class TSVTaskDataset(FairseqDataset):
             return np.random.permutation(len(self)).astype(np.int64)
         return np.arange(len(self), dtype=np.int64)
 
+    def batch_by_size(self, indices: np.ndarray, max_tokens=None, max_sentences=None,
+                      required_batch_size_multiple: int = 1) -> List[np.ndarray]:
+        """Consecutive chunks of --batch-size samples, the last one possibly smaller (as official).
+
+        fairseq's own batching rounds batches to --required-batch-size-multiple and can silently drop
+        the final samples of an evaluation set; with equal-size samples there is nothing to gain from it.
+        """
+        if not max_sentences:
+            raise ValueError("OFA tasks batch by number of samples: pass --batch-size (and --batch-size-valid)")
+        return [indices[start:start + max_sentences] for start in range(0, len(indices), max_sentences)]
+
     def filter_indices_by_size(self, indices: np.ndarray, max_sizes) -> tuple:
         return indices, []  # the official tasks do not filter by length either
 
