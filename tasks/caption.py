@@ -1,7 +1,5 @@
 """The `caption` task (reference §5.2); `fairseq-generate` prints CIDEr and BLEU at the end."""
-import json
 import logging
-from argparse import Namespace
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
@@ -14,7 +12,7 @@ from ofa_plugin.data.transforms import square_resize_transform
 from ofa_plugin.metrics.caption import caption_scores
 from ofa_plugin.metrics.scorer import REFERENCE_SEPARATOR
 
-from .ofa_task import OFAConfig, OFATask
+from .ofa_task import GenerativeTaskConfig, OFATask
 
 logger = logging.getLogger(__name__)
 
@@ -22,16 +20,12 @@ VALIDATION_METRICS = {"cider": "CIDEr", "bleu4": "BLEU-4"}
 
 
 @dataclass
-class CaptionConfig(OFAConfig):
+class CaptionConfig(GenerativeTaskConfig):
     eval_bleu: bool = field(default=False, metadata={"help": "report BLEU-4 during validation (generates captions)"})
     eval_cider: bool = field(default=False, metadata={
         "help": "report CIDEr during validation (generates captions; document frequencies per batch, as official)"})
-    eval_args: str = field(default="{}", metadata={"help": 'generation args for validation, as JSON, e.g. {"beam": 4}'})
-    eval_print_samples: bool = field(default=False, metadata={"help": "log a sample hypothesis during validation"})
     eval_cider_cached_tokens: Optional[str] = field(default=None, metadata={
         "help": "pickle of CIDEr-D document frequencies (used by SCST)"})
-    scst: bool = field(default=False, metadata={"help": "self-critical sequence training (stage 2)"})
-    scst_args: str = field(default="{}", metadata={"help": "generation args for SCST, as JSON"})
 
 
 @register_task("caption", dataclass=CaptionConfig)
@@ -54,7 +48,7 @@ class CaptionTask(OFATask):
     def build_model(self, cfg, from_checkpoint: bool = False):
         model = super().build_model(cfg, from_checkpoint)
         if self.cfg.eval_cider or self.cfg.eval_bleu:
-            self.validation_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.eval_args)))
+            self.build_validation_generator(model)
         return model
 
     def valid_step(self, sample, model, criterion):

@@ -1,7 +1,9 @@
 """The base OFA task: vocabulary, TSV datasets, bos-started generation (reference §4, §7.1)."""
 import ast
+import json
 import logging
 import os
+from argparse import Namespace
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -45,6 +47,17 @@ class OFAConfig(FairseqDataclass):
         "help": "start,end: restrict the criterion (and generation) to this token range plus specials"})
     skip_malformed_rows: bool = field(default=False, metadata={
         "help": "skip (count and log) TSV rows that cannot be read instead of stopping with an error"})
+
+
+@dataclass
+class GenerativeTaskConfig(OFAConfig):
+    """Options of the tasks whose validation generates (caption, refcoco, ...); official names."""
+
+    eval_args: str = field(default="{}", metadata={
+        "help": 'generation args for validation, as JSON, e.g. {"beam": 5, "max_len_b": 16}'})
+    eval_print_samples: bool = field(default=False, metadata={"help": "log a sample prediction during validation"})
+    scst: bool = field(default=False, metadata={"help": "self-critical sequence training (stage 2)"})
+    scst_args: str = field(default="{}", metadata={"help": "generation args for SCST, as JSON"})
 
 
 @register_task("ofa", dataclass=OFAConfig)
@@ -131,6 +144,10 @@ class OFATask(FairseqTask):
         extra = dict(extra_gen_cls_kwargs or {}, constraint_range=self.cfg.constraint_range)
         return super().build_generator(models, args, seq_gen_cls=seq_gen_cls or OFASequenceGenerator,
                                        extra_gen_cls_kwargs=extra, **kwargs)
+
+    def build_validation_generator(self, model) -> None:
+        """The generator that validation uses, from the task's `--eval-args` JSON."""
+        self.validation_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.eval_args)))
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
         """Generation starts from bos, as the decoder saw in training (stock fairseq starts from eos)."""

@@ -4,9 +4,7 @@ A prediction is the official one: the first 4 generated tokens of the best hypot
 whatever they are (a non-bin token gives a far-away box), mapped to resized-image pixels and then
 back to original pixels with the sample's resize ratios, all in float32 like the official code.
 """
-import json
 import logging
-from argparse import Namespace
 from dataclasses import dataclass, field
 from typing import List
 
@@ -19,7 +17,7 @@ from ofa_plugin.data.transforms import box_resize_transform
 from ofa_plugin.metrics.grounding_scorer import GroundingPrediction, publish_predictions
 from ofa_plugin.vocab import token_to_bin
 
-from .ofa_task import OFAConfig, OFATask
+from .ofa_task import GenerativeTaskConfig, OFATask
 
 logger = logging.getLogger(__name__)
 
@@ -27,15 +25,10 @@ BOX_TOKENS = 4
 
 
 @dataclass
-class RefcocoConfig(OFAConfig):
+class RefcocoConfig(GenerativeTaskConfig):
     eval_acc: bool = field(default=False, metadata={"help": "report Acc@0.5 during validation (generates boxes)"})
-    eval_args: str = field(default="{}", metadata={
-        "help": 'generation args for validation, as JSON, e.g. {"beam": 5, "min_len": 4, "max_len_b": 4}'})
-    eval_print_samples: bool = field(default=False, metadata={"help": "log a sample prediction during validation"})
     max_image_size: int = field(default=512, metadata={
         "help": "boxes are divided by this (not by the image size) before quantisation into bins"})
-    scst: bool = field(default=False, metadata={"help": "self-critical sequence training"})
-    scst_args: str = field(default="{}", metadata={"help": "generation args for SCST, as JSON"})
 
 
 @register_task("refcoco", dataclass=RefcocoConfig)
@@ -59,7 +52,7 @@ class RefcocoTask(OFATask):
     def build_model(self, cfg, from_checkpoint: bool = False):
         model = super().build_model(cfg, from_checkpoint)
         if self.cfg.eval_acc:
-            self.validation_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.eval_args)))
+            self.build_validation_generator(model)
         return model
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
