@@ -23,14 +23,13 @@ shift 2
 PATCH_IMAGE_SIZE="${PATCH_IMAGE_SIZE:-32}"
 TEST="$DATA/caption_test.tsv"
 
-# The caption task reads its data options from the checkpoint's task config, which names the training
-# files; --model-overrides points them at the test file, as the official evaluation scripts do.
-# --required-batch-size-multiple 1: with fairseq's default of 8, a last batch smaller than 8 is dropped.
+# Data files and columns on the command line win; the other task options (image size, ...) come from the
+# checkpoint's task config plus --model-overrides, as with the official evaluation scripts.
 fairseq-generate "$TEST" \
   --user-dir "$REPO/ofa_plugin" --task caption --path "$CHECKPOINT" \
   --bpe sentencepiece --bpe-dir "$DATA/vocab" --selected-cols 1,4,2 --patch-image-size "$PATCH_IMAGE_SIZE" \
-  --model-overrides "{'data': '$TEST', 'selected_cols': '1,4,2', 'bpe_dir': '$DATA/vocab', 'patch_image_size': $PATCH_IMAGE_SIZE}" \
-  --gen-subset test --batch-size 32 --required-batch-size-multiple 1 --num-workers 0 --cpu \
+  --model-overrides "{'bpe_dir': '$DATA/vocab', 'patch_image_size': $PATCH_IMAGE_SIZE}" \
+  --gen-subset test --batch-size 32 --num-workers 0 --cpu \
   --beam 5 --max-len-b 16 --no-repeat-ngram-size 3 \
   "$@"
 

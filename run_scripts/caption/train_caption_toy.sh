@@ -31,8 +31,7 @@ MAX_UPDATE="${MAX_UPDATE:-1200}"
 LR="${LR:-1e-3}"
 
 # Validation is off: the caption task scores captions with fairseq-generate (evaluate_caption_toy.sh),
-# and a loss on "&&"-joined reference lists means nothing. --ignore-unused-valid-subsets: fairseq looks
-# for unused valid*.bin files next to the data, which a list of TSV files does not have.
+# and a loss on "&&"-joined reference lists means nothing.
 fairseq-train "$DATA/caption_train.tsv,$DATA/caption_valid.tsv" \
   --user-dir "$REPO/ofa_plugin" --task caption --arch ofa_nano --resnet-type resnet18 \
   --bpe sentencepiece --bpe-dir "$DATA/vocab" --selected-cols 0,4,2 \
@@ -43,5 +42,5 @@ fairseq-train "$DATA/caption_train.tsv,$DATA/caption_valid.tsv" \
   --lr-scheduler polynomial_decay --warmup-updates 50 --total-num-update "$MAX_UPDATE" --max-update "$MAX_UPDATE" \
   --batch-size 32 --num-workers 0 --cpu --seed 1 \
   --log-format simple --log-interval 25 \
-  --save-dir "$SAVE" --no-epoch-checkpoints --disable-validation --ignore-unused-valid-subsets \
+  --save-dir "$SAVE" --no-epoch-checkpoints --disable-validation \
   "$@"
