@@ -14,7 +14,8 @@ from fairseq.tasks import register_task
 
 from ofa_plugin.data.refcoco import RefcocoSampleBuilder
 from ofa_plugin.data.transforms import box_resize_transform
-from ofa_plugin.metrics.grounding_scorer import GroundingPrediction, publish_predictions
+from ofa_plugin.metrics.grounding_scorer import GroundingPrediction
+from ofa_plugin.metrics.published import publish_predictions
 from ofa_plugin.vocab import token_to_bin
 
 from .ofa_task import GenerativeTaskConfig, OFATask

@@ -7,13 +7,12 @@ from fairseq.data import Dictionary
 
 from ofa_plugin.vocab import TextTokenizer, encode_text
 
+from .collate import BATCH_EXTRAS
 from .images import decode_image
 from .text import pre_caption
 
 REFCOCO_PROMPT = ' which region does the text " {} " describe?'
 
-# Per-sample values the collater stacks into batch-level tensors (w_resize_ratios, ...).
-BATCH_EXTRAS = "batch_extras"
 
 
 def parse_region(field: str, tsv_path: str, row: int) -> torch.Tensor:
