@@ -17,6 +17,7 @@ from ofa_plugin.data.dataset import SampleBuilder, TSVTaskDataset
 from ofa_plugin.data.transforms import IMAGENET_MEAN, IMAGENET_STD, OFA_MEAN, OFA_STD
 from ofa_plugin.data.tsv import TSVFile
 from ofa_plugin.generate import OFASequenceGenerator
+from ofa_plugin.trie import AnswerTrie
 from ofa_plugin.vocab import build_ofa_dictionary, build_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ class OFATask(FairseqTask):
     """Shared machinery of every OFA task; subclasses provide `build_sample_builder`."""
 
     cfg: OFAConfig
+    # Closed-set tasks set the trie of their candidate answers; generation then only produces candidates.
+    constraint_trie: Optional[AnswerTrie] = None
 
     def __init__(self, cfg: OFAConfig, src_dict: Dictionary, tgt_dict: Dictionary):
         super().__init__(cfg)
@@ -140,8 +143,9 @@ class OFATask(FairseqTask):
         return None
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
-        """fairseq's generator choice, with our beam search and the task's `--constraint-range`."""
-        extra = dict(extra_gen_cls_kwargs or {}, constraint_range=self.cfg.constraint_range)
+        """fairseq's generator choice, with our beam search, the task's `--constraint-range` and answer trie."""
+        extra = dict(extra_gen_cls_kwargs or {}, constraint_range=self.cfg.constraint_range,
+                     constraint_trie=self.constraint_trie)
         return super().build_generator(models, args, seq_gen_cls=seq_gen_cls or OFASequenceGenerator,
                                        extra_gen_cls_kwargs=extra, **kwargs)
 

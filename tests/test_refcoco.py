@@ -15,7 +15,7 @@ import ofa_plugin  # noqa: F401  (registers the plugin's tasks and scorers)
 from ofa_plugin.criterions.label_smoothed_cross_entropy import AdjustLabelSmoothedCrossEntropyCriterion
 from ofa_plugin.data.refcoco import RefcocoSampleBuilder
 from ofa_plugin.data.transforms import box_resize_transform
-from ofa_plugin.generate import RangeConstrainedEnsemble, parse_constraint_range
+from ofa_plugin.generate import ConstrainedEnsemble, parse_constraint_range
 from ofa_plugin.metrics.grounding_scorer import GroundingPrediction, GroundingScorer
 from ofa_plugin.metrics.published import publish_predictions
 from ofa_plugin.tasks.refcoco import RefcocoConfig, RefcocoTask
@@ -100,7 +100,7 @@ class _FixedLogitsModel(nn.Module):
 
 def test_constraint_range_renormalises_over_range_and_specials():
     logits = torch.randn(12)
-    ensemble = RangeConstrainedEnsemble([_FixedLogitsModel(logits)], start=6, end=9)
+    ensemble = ConstrainedEnsemble([_FixedLogitsModel(logits)], token_range=(6, 9))
     lprobs, _ = ensemble.forward_decoder(torch.zeros(2, 3, dtype=torch.long), [None], [{}], temperature=2.0)
     allowed = torch.tensor([0, 1, 2, 3, 6, 7, 8])
     expected = torch.log_softmax(logits[allowed] / 2.0, dim=-1)
