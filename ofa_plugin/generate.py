@@ -9,6 +9,7 @@ adds what stock fairseq lacks or gets wrong for OFA:
   allowed tokens are renormalised (e.g. 58457,59457 = only `<bin_*>` boxes);
 - the official answer-trie constraint of closed-set tasks (VQA beam search), applied the same way.
 """
+import logging
 import math
 from typing import Dict, List, Optional, Tuple
 
@@ -19,6 +20,8 @@ from torch import Tensor
 
 from ofa_plugin.trie import AnswerTrie
 from ofa_plugin.vocab import NUM_SPECIAL_TOKENS, parse_constraint_range
+
+logger = logging.getLogger(__name__)
 
 
 class PrefixNGramRepeatBlock(NGramRepeatBlock):
@@ -121,6 +124,11 @@ class OFASequenceGenerator(SequenceGenerator):
         if token_range is not None or constraint_trie is not None:
             models = ConstrainedEnsemble(models, token_range, constraint_trie)
         super().__init__(models, tgt_dict, no_repeat_ngram_size=no_repeat_ngram_size, **kwargs)
+        if constraint_trie is not None and self.beam_size > constraint_trie.num_sequences:
+            # a beam wider than the candidate set can never collect `beam` finished hypotheses
+            logger.warning("beam %d > %d candidate answers: using beam %d", self.beam_size,
+                           constraint_trie.num_sequences, constraint_trie.num_sequences)
+            self.beam_size = constraint_trie.num_sequences
         if no_repeat_ngram_size > 0:
             self.repeat_ngram_blocker = PrefixNGramRepeatBlock(no_repeat_ngram_size)
 

@@ -8,6 +8,8 @@ from typing import Dict, Iterable, List, Sequence
 
 import torch
 
+_END = -1  # marks where a sequence ends (a sequence may be the prefix of a longer one)
+
 
 class AnswerTrie:
     """Token sequences of a candidate set; `next_tokens(prefix)` lists what may follow `prefix`."""
@@ -15,10 +17,14 @@ class AnswerTrie:
     def __init__(self, sequences: Iterable[Sequence[int]], eos: int):
         self.eos = eos
         self._root: Dict[int, dict] = {}
+        self.num_sequences = 0  # distinct sequences (complete paths), e.g. the beam's useful maximum
         for sequence in sequences:
             node = self._root
             for token in sequence:
                 node = node.setdefault(int(token), {})
+            if _END not in node:
+                node[_END] = {}
+                self.num_sequences += 1
 
     def next_tokens(self, prefix: Sequence[int]) -> List[int]:
         """Children of the node reached by `prefix` (in insertion order); [eos] if no such node."""
@@ -27,7 +33,8 @@ class AnswerTrie:
             node = node.get(int(token))
             if node is None:
                 return [self.eos]
-        return list(node) if node else [self.eos]
+        children = [token for token in node if token != _END]
+        return children or [self.eos]
 
     def allowed_mask(self, prefixes: Sequence[Sequence[int]], vocab_size: int,
                      device: torch.device | str = "cpu") -> torch.Tensor:
