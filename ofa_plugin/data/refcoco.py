@@ -1,4 +1,5 @@
 """Referring-expression samples from TSV rows (reference §5.4): instruction, S x S image, 4 bin tokens."""
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List
 
@@ -22,8 +23,8 @@ def parse_region(field: str, tsv_path: str, row: int) -> torch.Tensor:
         coords = [float(part) for part in parts]
     except ValueError:
         coords = []
-    if len(coords) != 4:
-        raise ValueError(f"{tsv_path}: row {row}: region must be 'x0,y0,x1,y1' (4 numbers), got {field!r}")
+    if len(coords) != 4 or not all(math.isfinite(c) for c in coords):
+        raise ValueError(f"{tsv_path}: row {row}: region must be 'x0,y0,x1,y1' (4 finite numbers), got {field!r}")
     return torch.tensor(coords, dtype=torch.float32)
 
 
@@ -53,7 +54,10 @@ class RefcocoSampleBuilder:
         image = decode_image(image_field, self.tsv_path, row)
         patch_image, resized_box, w_ratio, h_ratio = self.transform(image, region)
         bins = self.quantise(resized_box, row)
-        prompt = REFCOCO_PROMPT.format(pre_caption(text, self.max_src_length))
+        expression = pre_caption(text, self.max_src_length)
+        if not expression:
+            raise ValueError(f"{self.tsv_path}: row {row}: empty referring expression {text!r}")
+        prompt = REFCOCO_PROMPT.format(expression)
         source = encode_text(self.dictionary, self.tokenizer, prompt, append_bos=True, append_eos=True)
         target = encode_text(self.dictionary, None, " ".join(f"<bin_{b}>" for b in bins), use_bpe=False)
         eos, bos = torch.LongTensor([self.dictionary.eos()]), torch.LongTensor([self.dictionary.bos()])
