@@ -64,3 +64,27 @@ def test_benchmark_prints_and_writes_both_paths(tmp_path):
         assert len(report["raw"][path]["train"]["seconds"]) == 1
         assert report["raw"][path]["generate"]["batch_size"] == 2
     assert report["ratios"]["train_s_per_update"] > 0
+
+
+GENERATION_SCRIPT = REPO / "run_scripts" / "benchmark" / "benchmark_generation.py"
+WORKLOADS = ("vqa_gen allcand", "vqa_gen beamsearch", "refcoco beam")
+
+
+@pytest.mark.slow
+def test_generation_benchmark_times_every_workload(tmp_path):
+    out = tmp_path / "generation.json"
+    completed = subprocess.run(
+        [sys.executable, str(GENERATION_SCRIPT), "--arch", "ofa_nano", "--batch-size", "2", "--image-size", "32",
+         "--batches", "1", "--threads", "1", "--num-candidates", "40", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "40 VQA candidate answers" in completed.stdout
+    for name in WORKLOADS:
+        row = next(line for line in completed.stdout.splitlines() if line.startswith(name + " "))
+        seconds, images_per_s = (float(x) for x in row[len(name):].split())
+        assert seconds > 0 and images_per_s == pytest.approx(2 / seconds, rel=0.01), row
+    assert re.search(r"allcand / beamsearch images/s: \d+\.\d+", completed.stdout)
+    report = json.loads(out.read_text())
+    assert sorted(report["seconds"]) == sorted(WORKLOADS)
+    assert all(len(seconds) == 1 for seconds in report["seconds"].values())

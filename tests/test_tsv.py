@@ -24,7 +24,7 @@ FIXTURE_DATA = SHARED / "fixtures" / "official_mini" / "data"
 
 @pytest.fixture(autouse=True)
 def _user_cache(tmp_path, monkeypatch):
-    """Keep the fallback index cache inside the test's folder."""
+    """Keep the index cache inside the test's folder."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user_cache"))
 
 
@@ -112,11 +112,12 @@ def test_invalid_utf8_names_row(tmp_path):
         TSVFile(path)[1]
 
 
-def test_index_is_cached_beside_file(tmp_path, monkeypatch):
+def test_index_is_cached_in_the_user_cache_not_beside_the_data(tmp_path, monkeypatch):
     path = write(tmp_path / "a.tsv", "a\nb\n")
     TSVFile(path)
-    cache = tmp_path / "a.tsv.offsets.npy"
-    assert cache.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tsv", "user_cache"]
+    (cache,) = (tmp_path / "user_cache" / "ofa_plugin").glob("*.offsets.npy")
+    assert np.load(cache)[3:].tolist() == [0, 2, 4]
     assert cache.stat().st_mode & 0o777 == 0o644  # readable by everyone who can read the TSV
 
     def no_scan(_):
@@ -138,13 +139,10 @@ def test_cache_invalidated_by_size_or_mtime(tmp_path):
     assert [tsv.read_line(i) for i in range(len(tsv))] == ["xx", "c", "d"]
 
 
-def test_unwritable_folder_falls_back_to_user_cache(tmp_path):
+def test_unwritable_cache_keeps_the_index_in_memory(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(write(tmp_path / "not_a_folder", "")))
     path = write(tmp_path / "a.tsv", "a\nb\n")
-    (tmp_path / "a.tsv.offsets.npy").mkdir()  # the cache beside the file cannot be written (or read)
     assert TSVFile(path)[1] == ["b"]
-    cached = list((tmp_path / "user_cache" / "ofa_plugin").glob("*.offsets.npy"))
-    assert len(cached) == 1
-    assert np.load(cached[0])[3:].tolist() == [0, 2, 4]
 
 
 def test_new_process_opens_its_own_handle(tmp_path, monkeypatch):

@@ -46,15 +46,15 @@ def parse_selected_cols(selected_cols: str | Sequence[int] | None) -> tuple[int,
 
 
 def user_cache_dir() -> Path:
-    """Where index caches go when the TSV's folder is read-only ($XDG_CACHE_HOME or ~/.cache)."""
+    """Where index caches go ($XDG_CACHE_HOME or ~/.cache): never into the data folders themselves."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "ofa_plugin"
 
 
 def _cache_candidates(path: Path) -> list[Path]:
-    """Cache files to try, in order: beside the TSV, then in the user cache keyed by the absolute path."""
+    """Cache files to try: the user cache, keyed by the absolute path (size and mtime are checked on load)."""
     key = hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:32]
-    return [path.with_name(path.name + ".offsets.npy"), user_cache_dir() / f"{key}.offsets.npy"]
+    return [user_cache_dir() / f"{key}.offsets.npy"]
 
 
 def _file_header(path: Path) -> np.ndarray:
