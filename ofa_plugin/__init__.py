@@ -42,4 +42,4 @@ for _name in _SUBPACKAGES:
     _attach_source_subpackage(_name)
     importlib.import_module(f"{__name__}.{_name}")
 
-from ofa_plugin.metrics import grounding_scorer, label_scorer, scorer  # noqa: F401,E402  (register the scorers)
+from ofa_plugin.metrics import grounding_scorer, label_scorer, scorer, summary_scorer, vqa_scorer  # noqa: F401,E402  (register the scorers)
