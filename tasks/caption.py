@@ -3,7 +3,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-from fairseq import metrics
 from fairseq.tasks import register_task
 
 from ofa_plugin.data.caption import CaptionSampleBuilder
@@ -31,11 +30,7 @@ class CaptionConfig(GenerativeTaskConfig):
 @register_task("caption", dataclass=CaptionConfig)
 class CaptionTask(OFATask):
     cfg: CaptionConfig
-
-    @classmethod
-    def add_args(cls, parser):
-        super().add_args(parser)
-        parser.set_defaults(scoring="ofa_caption")  # fairseq-generate prints caption metrics
+    default_scoring = "ofa_caption"
 
     def build_sample_builder(self, split: str, tsv_path: str) -> CaptionSampleBuilder:
         mean, std = self.image_mean_std()
@@ -45,17 +40,16 @@ class CaptionTask(OFATask):
             max_tgt_length=self.cfg.max_tgt_length, is_training=(split == "train" and not self.cfg.scst),
         )
 
-    def build_model(self, cfg, from_checkpoint: bool = False):
-        model = super().build_model(cfg, from_checkpoint)
-        if self.cfg.eval_cider or self.cfg.eval_bleu:
-            self.build_validation_generator(model)
-        return model
+    @property
+    def validation_generates(self) -> bool:
+        return self.cfg.eval_cider or self.cfg.eval_bleu
 
     def valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
-        if self.cfg.eval_cider or self.cfg.eval_bleu:
+        if self.validation_generates:
             hypotheses, references = self.generate_captions(model, sample)
-            scores = caption_scores(dict(enumerate(hypotheses)), dict(enumerate(references)))
+            # pure-Python tokeniser: no Java process per validation batch
+            scores = caption_scores(dict(enumerate(hypotheses)), dict(enumerate(references)), tokenizer="python")
             for name, key in VALIDATION_METRICS.items():
                 logging_output[f"_{name}_sum"] = scores[key] * len(hypotheses)
                 logging_output[f"_{name}_cnt"] = len(hypotheses)
@@ -82,15 +76,4 @@ class CaptionTask(OFATask):
     def reduce_metrics(self, logging_outputs, criterion) -> None:
         super().reduce_metrics(logging_outputs, criterion)
         for name in VALIDATION_METRICS:
-            count = sum(log.get(f"_{name}_cnt", 0) for log in logging_outputs)
-            if count == 0:
-                continue
-            metrics.log_scalar(f"_{name}_sum", sum(log.get(f"_{name}_sum", 0) for log in logging_outputs))
-            metrics.log_scalar(f"_{name}_cnt", count)
-            metrics.log_derived(name, _ratio(f"_{name}_sum", f"_{name}_cnt"))
-
-
-def _ratio(sum_key: str, count_key: str):
-    def derived(meters) -> float:
-        return round(meters[sum_key].sum / meters[count_key].sum, 4)
-    return derived
+            self.log_mean_metrics(logging_outputs, f"_{name}_cnt", {name: f"_{name}_sum"})

@@ -1,50 +1,76 @@
-"""What the closed-set tasks share (SNLI-VE, image classification; reference §5.3, §5.5, §5.7, §8.2):
-every candidate answer is scored after each sample's decoder prompt and the best one is the prediction.
+"""What the closed-set tasks share (VQA all-candidate mode, SNLI-VE, image classification, GLUE; reference
+§5.3, §5.5, §5.7, §5.10, §8.2): every candidate answer is scored after each sample's decoder prompt and the
+best one is the prediction.
 
 - `fairseq-generate`: `inference_step` returns the chosen answer as the sample's only hypothesis, so the
-  usual H-/D-/P- lines show it, and publishes a `LabelPrediction` per sample for `--scoring ofa_accuracy`.
+  usual H-/D-/P- lines show it (P-: its real per-token log-probs), and publishes each sample's prediction
+  for the task's scorer (`LabelPrediction` for `--scoring ofa_accuracy` unless the task says otherwise).
 - `fairseq-train` validation: `valid_step` adds the official metric as a sum/count pair of meters and
-  `reduce_metrics` derives it (e.g. `snli_score`).
+  `reduce_metrics` derives it (e.g. `snli_score`) over the whole validation set.
 
-A task using `ClosedSetTaskMixin` (before `OFATask` in its bases) defines `candidate_answers()` and its
-samples carry the batch extras `decoder_prompts` and `ref_labels` (see `ofa_plugin.data.snli_ve`);
-its config has `valid_batch_size` (candidates scored per decoder pass) and optionally `uses_ema`.
+A task using `ClosedSetTaskMixin` (before `OFATask` in its bases) defines `candidate_answers()`; its
+samples carry the batch extras `decoder_prompts` and `ref_labels` (see `ofa_plugin.data.closed_set`); its
+config has `valid_batch_size` (candidates scored per decoder pass) and optionally `uses_ema`. Class
+attributes name its metric and say how it scores (eos, ensembles, generation constraint).
 """
-from typing import Any, Dict, List, Optional
+import logging
+import math
+from abc import ABC, abstractmethod
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
-from fairseq import metrics
 from torch import Tensor
 
-from ofa_plugin.candidate_scoring import score_candidates
+from ofa_plugin.candidate_scoring import score_candidate_tokens
 from ofa_plugin.data.answers import CandidateAnswers
-from ofa_plugin.data.snli_ve import DECODER_PROMPTS, REF_LABELS
+from ofa_plugin.data.closed_set import DECODER_PROMPTS, REF_LABELS
 from ofa_plugin.metrics.label_scorer import LabelPrediction
 from ofa_plugin.metrics.published import publish_predictions
 
+logger = logging.getLogger(__name__)
 
-class ClosedSetTaskMixin:
+Hypotheses = List[List[Dict[str, Any]]]
+
+
+class CandidateChoice(NamedTuple):
+    """Every sample's best candidate: its index, answer, log-likelihood (B,) and per-token terms (B, L)."""
+
+    indices: List[int]
+    answers: List[str]
+    scores: Tensor
+    token_scores: Tensor
+
+
+class ClosedSetTaskMixin(ABC):
     """All-candidate prediction, fairseq-generate hypotheses and validation metric of a closed-set task."""
 
-    metric_name: str = "score"  # the official validation metric (best-checkpoint metric of the scripts)
+    # The official validation metric (best-checkpoint metric of the scripts) and its meters.
+    metric_name: str = "score"
+    metric_sum_key: str = "_score_sum"
+    metric_count_key: str = "_score_cnt"
     metric_decimals: int = 4
+    extra_metrics: Tuple[str, ...] = ()  # official binary metrics of the ofa_accuracy scorer ("mcc", "f1")
+    append_eos: bool = True  # a candidate's score includes its eos
+    ensemble: bool = False  # fairseq-generate averages all models' probabilities (official: the first model)
+    constrains_generation: bool = True  # the candidates' trie constrains the task's generator
     candidates: Optional[CandidateAnswers] = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.update_candidates()
 
+    @abstractmethod
     def candidate_answers(self) -> List[str]:
         """The candidate answers in label order, from the task's current config."""
-        raise NotImplementedError(f"task {type(self).__name__} does not define its candidate answers")
 
     def update_candidates(self) -> CandidateAnswers:
-        """(Re)build the candidates and the generator's answer trie if the config's answers changed
-        (fairseq-generate merges the checkpoint's task options, e.g. --ans2label-file, when loading data)."""
+        """(Re)build the candidates if the config's answers changed (fairseq-generate merges the checkpoint's
+        task options, e.g. --ans2label-file, when loading data), and set the generator's answer trie."""
         answers = self.candidate_answers()
         if self.candidates is None or self.candidates.answers != answers:
             self.candidates = CandidateAnswers.build(answers, self.tgt_dict, self.tokenizer)
-            self.constraint_trie = self.candidates.trie
+            logger.info("%d candidate answers", len(answers))
+        self.constraint_trie = self.candidates.trie if self.constrains_generation else None
         return self.candidates
 
     @property
@@ -52,94 +78,80 @@ class ClosedSetTaskMixin:
         """fairseq's trainer hands the EMA model to train_step/valid_step of tasks that say so."""
         return bool(getattr(self.cfg, "uses_ema", False))
 
+    @property
+    def candidate_chunk_size(self) -> int:
+        """Candidates scored per decoder pass (`--valid-batch-size`)."""
+        return self.cfg.valid_batch_size
+
     def decoder_prompts(self, sample: Dict[str, Any]) -> List[Tensor]:
         device = sample["net_input"]["src_tokens"].device
         return [torch.tensor(prompt, dtype=torch.long, device=device) for prompt in sample[DECODER_PROMPTS]]
 
-    def score_batch(self, model, sample: Dict[str, Any]) -> Tensor:
-        """(B, len(candidates)) trie-renormalised log-likelihoods of every candidate answer."""
+    def score_batch(self, models: Sequence, sample: Dict[str, Any]) -> Tuple[Tensor, Tensor]:
+        """(B, K) trie-renormalised log-likelihoods of every candidate answer and (B, K, L) their per-token
+        terms (see `score_candidate_tokens`); with several models, probabilities are averaged."""
+        prompts = self.decoder_prompts(sample)
         with torch.no_grad():
-            return score_candidates(model, sample, self.candidates, self.decoder_prompts(sample),
-                                    chunk_size=self.cfg.valid_batch_size)
+            scored = [score_candidate_tokens(model, sample, self.candidates, prompts, self.candidate_chunk_size,
+                                             self.append_eos) for model in models]
+        if len(scored) == 1:
+            return scored[0]
+        scores, token_scores = (torch.logsumexp(torch.stack(parts), dim=0) - math.log(len(models))
+                                for parts in zip(*scored))
+        return scores, token_scores
 
-    def predict(self, model, sample: Dict[str, Any]) -> tuple[Tensor, Tensor, List[str]]:
-        """Best score, candidate index and answer of every sample (the first best on ties, as official)."""
-        best_scores, choices = self.score_batch(model, sample).max(dim=1)
-        return best_scores, choices, [self.candidates.answers[k] for k in choices.tolist()]
+    def choose(self, models: Sequence, sample: Dict[str, Any]) -> CandidateChoice:
+        """Every sample's best candidate (the first best on ties, as official)."""
+        scores, token_scores = self.score_batch(models, sample)
+        best_scores, best = scores.max(dim=1)
+        indices = best.tolist()
+        return CandidateChoice(indices, [self.candidates.answers[k] for k in indices], best_scores,
+                               token_scores[torch.arange(len(indices)), best])
 
-    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
-        """Scores the candidates with the first model (as the official evaluation does; the generator is
-        not used) and returns, per sample, the chosen answer as fairseq's one-hypothesis list."""
-        model = models[0]
-        best_scores, choices, answers = self.predict(model, sample)
-        publish_predictions(self.label_predictions(sample, answers))
-        return self.hypotheses(model, sample, choices, best_scores)
+    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None) -> Hypotheses:
+        """Scores the candidates (the generator is not used) and returns, per sample, the chosen answer as
+        fairseq's one-hypothesis list; the predictions are published for the task's scorer."""
+        choice = self.choose(models if self.ensemble else models[:1], sample)
+        publish_predictions(self.predictions(sample, choice.answers))
+        return self.hypotheses(choice)
 
-    def label_predictions(self, sample: Dict[str, Any], answers: List[str]) -> List[LabelPrediction]:
-        return [LabelPrediction(uniq_id, answer, reference)
+    def hypotheses(self, choice: CandidateChoice) -> Hypotheses:
+        """fairseq-generate's hypothesis format: tokens = answer + eos, score = the candidate's summed
+        log-likelihood, positional_scores = its per-token terms (eos: 0 when not scored)."""
+        eos = torch.tensor([self.tgt_dict.eos()])
+        hypotheses = []
+        for k, score, token_scores in zip(choice.indices, choice.scores, choice.token_scores):
+            tokens = torch.cat([self.candidates.tokens[k], eos]).to(score.device)
+            hypotheses.append([{"tokens": tokens, "score": score, "positional_scores": token_scores[: len(tokens)],
+                                "alignment": None}])
+        return hypotheses
+
+    def predictions(self, sample: Dict[str, Any], answers: List[str]) -> List[LabelPrediction]:
+        """The published prediction of every sample; each has the `score` its validation metric sums."""
+        return [LabelPrediction(uniq_id, answer, reference, extra_metrics=self.extra_metrics)
                 for uniq_id, answer, reference in zip(sample["uniq_id"], answers, sample[REF_LABELS])]
 
-    def hypotheses(self, model, sample: Dict[str, Any], choices: Tensor,
-                   best_scores: Tensor) -> List[List[Dict[str, Any]]]:
-        """fairseq-generate's hypothesis format: tokens = answer + eos, score = the candidate's summed
-        log-likelihood, positional_scores = its per-token terms (they add up to the score)."""
-        eos = torch.tensor([self.tgt_dict.eos()])
-        token_scores = self.answer_token_scores(model, sample, choices, best_scores)
-        return [
-            [{"tokens": torch.cat([self.candidates.tokens[k], eos]), "score": float(score),
-              "positional_scores": positional, "alignment": None}]
-            for k, score, positional in zip(choices.tolist(), best_scores.cpu(), token_scores)
-        ]
-
-    def answer_token_scores(self, model, sample: Dict[str, Any], choices: Tensor,
-                            best_scores: Tensor) -> List[Tensor]:
-        """Per-token log-likelihoods (answer tokens, then eos) of each sample's chosen answer.
-
-        `score_candidates` gives sums only, so the chosen answers' prefixes are scored as candidates
-        without eos under the full candidate trie (the same renormalisation); successive differences of
-        these cumulative sums, ending at the full score, are the per-token terms.
-        """
-        chosen = [self.candidates.tokens[k].tolist() for k in choices.tolist()]
-        prefixes = list(dict.fromkeys(tuple(tokens[:j]) for tokens in chosen for j in range(1, len(tokens) + 1)))
-        prefix_candidates = CandidateAnswers([str(p) for p in prefixes], [torch.tensor(p) for p in prefixes],
-                                             self.candidates.trie)
-        with torch.no_grad():
-            cumulative = score_candidates(model, sample, prefix_candidates, self.decoder_prompts(sample),
-                                          chunk_size=self.cfg.valid_batch_size, append_eos=False).cpu()
-        column = {prefix: i for i, prefix in enumerate(prefixes)}
-        token_scores = []
-        for b, tokens in enumerate(chosen):
-            sums = [cumulative[b, column[tuple(tokens[:j])]] for j in range(1, len(tokens) + 1)]
-            running = torch.stack([torch.zeros(()), *sums, best_scores[b].cpu()])
-            token_scores.append(running.diff())
-        return token_scores
-
-    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False, **unused):
-        """As OFATask's; the trainer adds `ema_model` for tasks with `uses_ema`, which training ignores."""
-        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad=ignore_grad)
-
-    def valid_step(self, sample, model, criterion, ema_model=None):
-        """Loss, then the official metric's sum and count from all-candidate predictions (with the EMA
-        model under `--uses-ema`, as official)."""
+    def valid_step(self, sample, model, criterion, ema_model=None, **extra_kwargs):
+        """Loss, then the official metric's sum and count over the batch's predictions (with the EMA model
+        under `--uses-ema`, as official)."""
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
         if self.uses_ema:
             if ema_model is None:
                 raise ValueError("--uses-ema validates with the EMA model: train with --store-ema")
             model = ema_model
-        _, _, answers = self.predict(model, sample)
-        hits = [answer == reference for answer, reference in zip(answers, sample[REF_LABELS])]
-        logging_output[f"_{self.metric_name}_sum"] = sum(hits)
-        logging_output[f"_{self.metric_name}_cnt"] = len(hits)
+        model.eval()  # the trainer sets only its own model to eval mode, not the EMA copy
+        logging_output.update(self.metric_logs(self.validation_predictions(model, sample)))
         return loss, sample_size, logging_output
+
+    def validation_predictions(self, model, sample: Dict[str, Any]) -> list:
+        """The predictions validation scores: all-candidate ones."""
+        return self.predictions(sample, self.choose([model], sample).answers)
+
+    def metric_logs(self, predictions: list) -> Dict[str, float]:
+        """The logging-output entries of a batch's official metric: sum of the predictions' scores, count."""
+        return {self.metric_sum_key: sum(p.score for p in predictions), self.metric_count_key: len(predictions)}
 
     def reduce_metrics(self, logging_outputs, criterion) -> None:
         super().reduce_metrics(logging_outputs, criterion)
-        sum_key, count_key = f"_{self.metric_name}_sum", f"_{self.metric_name}_cnt"
-        count = sum(log.get(count_key, 0) for log in logging_outputs)
-        if count == 0:
-            return
-        metrics.log_scalar(sum_key, sum(log.get(sum_key, 0) for log in logging_outputs))
-        metrics.log_scalar(count_key, count)
-        decimals = self.metric_decimals
-        metrics.log_derived(self.metric_name,
-                            lambda meters: round(meters[sum_key].sum / meters[count_key].sum, decimals))
+        self.log_mean_metrics(logging_outputs, self.metric_count_key, {self.metric_name: self.metric_sum_key},
+                              self.metric_decimals)

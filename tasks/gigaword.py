@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import List
 
 import torch
-from fairseq import metrics, utils
+from fairseq import utils
 from fairseq.data import encoders
 from fairseq.tasks import register_task
 
@@ -48,11 +48,7 @@ def official_hypothesis(text: str) -> str:
 @register_task("gigaword", dataclass=GigawordConfig)
 class GigawordTask(OFATask):
     cfg: GigawordConfig
-
-    @classmethod
-    def add_args(cls, parser):
-        super().add_args(parser)
-        parser.set_defaults(scoring="ofa_rouge")  # fairseq-generate prints ROUGE-1/2/L F1
+    default_scoring = "ofa_rouge"
 
     def build_sample_builder(self, split: str, tsv_path: str) -> SummarySampleBuilder:
         return SummarySampleBuilder(
@@ -62,11 +58,9 @@ class GigawordTask(OFATask):
             num_text_tokens=len(self.tgt_dict) - self.cfg.code_dict_size - self.cfg.num_bins,
         )
 
-    def build_model(self, cfg, from_checkpoint: bool = False):
-        model = super().build_model(cfg, from_checkpoint)
-        if self.cfg.eval_rouge:
-            self.build_validation_generator(model)
-        return model
+    @property
+    def validation_generates(self) -> bool:
+        return self.cfg.eval_rouge
 
     @functools.cached_property
     def detokenizer(self):
@@ -98,7 +92,7 @@ class GigawordTask(OFATask):
 
     def valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
-        if self.cfg.eval_rouge:
+        if self.validation_generates:
             hyps = self.hypotheses(super().inference_step(self.validation_generator, [model], sample))
             refs = sample[REFERENCE_SUMMARIES]
             scores = corpus_rouge(refs, hyps)
@@ -112,16 +106,5 @@ class GigawordTask(OFATask):
 
     def reduce_metrics(self, logging_outputs, criterion) -> None:
         super().reduce_metrics(logging_outputs, criterion)
-        count = sum(log.get("_rouge_cnt", 0) for log in logging_outputs)
-        if count == 0:
-            return
-        metrics.log_scalar("_rouge_cnt", count)
-        for name in (f"{kind}_{part}" for kind in ROUGE_TYPES for part in ROUGE_PARTS):
-            metrics.log_scalar(f"_{name}_sum", sum(log.get(f"_{name}_sum", 0) for log in logging_outputs))
-            metrics.log_derived(name, _mean(f"_{name}_sum"))
-
-
-def _mean(sum_key: str, count_key: str = "_rouge_cnt"):
-    def derived(meters) -> float:
-        return round(meters[sum_key].sum / meters[count_key].sum, 4)
-    return derived
+        names = (f"{kind}_{part}" for kind in ROUGE_TYPES for part in ROUGE_PARTS)
+        self.log_mean_metrics(logging_outputs, "_rouge_cnt", {name: f"_{name}_sum" for name in names})

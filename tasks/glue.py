@@ -4,31 +4,28 @@ One task class serves all seven; they differ only in data (prompt, columns, labe
 `ofa_plugin.data.glue`), in the default `--ans2label-dict` and in the official extra metrics (MCC for
 cola, F1 for mrpc and qqp). Nothing is generated: the answer is the argmax, over the candidates' single
 tokens, of the trie-masked logits at the last decoder position (the official last-token argmax). It is
-computed with `score_candidates(..., append_eos=False)`, which gives the same log-softmax over the allowed
+the closed-set mixin's all-candidate choice without eos, which gives the same log-softmax over the allowed
 tokens but projects only that position onto the vocabulary. `fairseq-generate` prints the accuracy (and
 MCC/F1) through the `ofa_accuracy` scorer; `fairseq-train` validation logs `acc` (and `mcc`/`F1`) from
 counts summed over all batches.
 """
-import math
 from dataclasses import dataclass, field
-from typing import ClassVar, List, Tuple
+from typing import ClassVar, Dict, List
 
-import torch
-from fairseq import metrics, utils
+from fairseq import metrics
 from fairseq.tasks import register_task
-from torch import Tensor
 
-from ofa_plugin.candidate_scoring import score_candidates
-from ofa_plugin.data.answers import CandidateAnswers, load_ans2label
-from ofa_plugin.data.glue import GLUE_SPECS, REFERENCE_ANSWERS, GlueSampleBuilder, GlueSpec
+from ofa_plugin.data.answers import load_ans2label
+from ofa_plugin.data.glue import GLUE_SPECS, GlueSampleBuilder, GlueSpec
 from ofa_plugin.metrics.classification import binary_counts, f1_from_counts, mcc_from_counts
 from ofa_plugin.metrics.label_scorer import LabelPrediction
-from ofa_plugin.metrics.published import publish_predictions
 
+from .closed_set import ClosedSetTaskMixin
 from .ofa_task import OFAConfig, OFATask
 
-POSITIVE_ANSWER = "yes"  # the positive class of the official MCC / F1 counts
+POSITIVE_ANSWER = "yes"  # the positive class of the official MCC / F1 counts (the ofa_accuracy scorer's too)
 COUNT_KEYS = ("_tp", "_fp", "_tn", "_fn")
+CANDIDATE_CHUNK_SIZE = 20  # GLUE has no --valid-batch-size: its few single-token answers fit one pass
 
 
 @dataclass
@@ -54,75 +51,42 @@ class Sst2Config(GlueConfig):
         "help": "candidate answers as a JSON answer -> label dict; every answer must be a single token"})
 
 
-class GlueTask(OFATask):
+class GlueTask(ClosedSetTaskMixin, OFATask):
     """A GLUE task: `spec` holds its data, `extra_metrics` its official metrics besides accuracy."""
 
     cfg: GlueConfig
     spec: ClassVar[GlueSpec]
-    extra_metrics: ClassVar[Tuple[str, ...]] = ()
-    candidates: CandidateAnswers
+    default_scoring = "ofa_accuracy"  # fairseq-generate prints accuracy (+ MCC / F1)
+    metric_name = "acc"
+    append_eos = False  # GLUE targets end with the answer token: eos is neither trained nor scored
+    ensemble = True  # fairseq-generate averages the probabilities of every --path model
+    constrains_generation = False  # nothing is generated
 
-    @classmethod
-    def add_args(cls, parser):
-        super().add_args(parser)
-        parser.set_defaults(scoring="ofa_accuracy")  # fairseq-generate prints accuracy (+ MCC / F1)
+    @property
+    def candidate_chunk_size(self) -> int:
+        return CANDIDATE_CHUNK_SIZE
+
+    def candidate_answers(self) -> List[str]:
+        return list(load_ans2label(None, self.cfg.ans2label_dict))
 
     def build_sample_builder(self, split: str, tsv_path: str) -> GlueSampleBuilder:
         """The builder of the loaded data; its candidates are also the ones predictions choose from."""
-        answers = list(load_ans2label(None, self.cfg.ans2label_dict))
-        self.candidates = CandidateAnswers.build(answers, self.tgt_dict, self.tokenizer)
-        return GlueSampleBuilder(self.spec, self.tgt_dict, self.tokenizer, self.candidates, self.cfg.prompt_type,
-                                 tsv_path, self.cfg.max_src_length)
+        return GlueSampleBuilder(self.spec, self.tgt_dict, self.tokenizer, self.update_candidates(),
+                                 self.cfg.prompt_type, tsv_path, self.cfg.max_src_length)
 
-    def predict(self, models, sample) -> Tuple[Tensor, Tensor]:
-        """(B,) index of the predicted candidate and its log-prob (ensembles average probabilities)."""
-        pad = self.tgt_dict.pad()
-        prompts = [utils.strip_pad(p, pad) for p in sample["net_input"]["prev_output_tokens"]]
-        with torch.no_grad():
-            scores = torch.stack([score_candidates(m, sample, self.candidates, prompts, append_eos=False)
-                                  for m in models])
-        scores = torch.logsumexp(scores, dim=0) - math.log(len(models))
-        best, indices = scores.max(dim=1)
-        return indices, best
-
-    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
-        """No generation: the predicted answer token (+ eos) as fairseq's single best hypothesis, and a
-        `LabelPrediction` per sample for the `ofa_accuracy` scorer. The score is the answer's log-prob
-        over the allowed tokens; eos is not predicted (GLUE targets have none) and scores 0."""
-        indices, scores = self.predict(models, sample)
-        answers = [self.candidates.answers[k] for k in indices.tolist()]
-        publish_predictions(
-            LabelPrediction(uniq_id, answer, reference, extra_metrics=self.extra_metrics, positive=POSITIVE_ANSWER)
-            for uniq_id, answer, reference in zip(sample["id"].tolist(), answers, sample[REFERENCE_ANSWERS]))
-        eos = self.tgt_dict.eos()
-        return [[{
-            "tokens": torch.cat([self.candidates.tokens[k], torch.LongTensor([eos])]).to(score.device),
-            "score": score,
-            "positional_scores": torch.stack([score, torch.zeros_like(score)]),
-            "alignment": None,
-        }] for k, score in zip(indices.tolist(), scores)]
-
-    def valid_step(self, sample, model, criterion):
-        """The criterion's loss plus the official counts: correct answers, and TP/FP/TN/FN for MCC / F1."""
-        loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
-        indices, _ = self.predict([model], sample)
-        answers = [self.candidates.answers[k] for k in indices.tolist()]
-        references: List[str] = sample[REFERENCE_ANSWERS]
-        logging_output["_score_sum"] = sum(a == r for a, r in zip(answers, references))
-        logging_output["_score_cnt"] = len(answers)
+    def metric_logs(self, predictions: List[LabelPrediction]) -> Dict[str, float]:
+        """Correct answers and, for MCC / F1, the TP/FP/TN/FN counts of the batch."""
+        logs = super().metric_logs(predictions)
         if self.extra_metrics:
-            logging_output.update(zip(COUNT_KEYS, binary_counts(answers, references, POSITIVE_ANSWER)))
-        return loss, sample_size, logging_output
+            answers, references = [p.answer for p in predictions], [p.reference for p in predictions]
+            logs.update(zip(COUNT_KEYS, binary_counts(answers, references, POSITIVE_ANSWER)))
+        return logs
 
     def reduce_metrics(self, logging_outputs, criterion) -> None:
+        """acc, then MCC / F1 from the counts of all batches (not averaged per batch)."""
         super().reduce_metrics(logging_outputs, criterion)
-        count = sum(log.get("_score_cnt", 0) for log in logging_outputs)
-        if count == 0:
+        if not (self.extra_metrics and self.log_sums(logging_outputs, COUNT_KEYS)):
             return
-        keys = ("_score_sum", "_score_cnt") + (COUNT_KEYS if self.extra_metrics else ())
-        for key in keys:
-            metrics.log_scalar(key, sum(log.get(key, 0) for log in logging_outputs))
-        metrics.log_derived("acc", lambda m: round(m["_score_sum"].sum / m["_score_cnt"].sum, 4))
         if "mcc" in self.extra_metrics:
             metrics.log_derived("mcc", lambda m: round(mcc_from_counts(*(m[k].sum for k in COUNT_KEYS)), 4))
         if "f1" in self.extra_metrics:

@@ -28,13 +28,8 @@ class ImageClassifyConfig(OFAConfig):
 @register_task("image_classify", dataclass=ImageClassifyConfig)
 class ImageClassifyTask(ClosedSetTaskMixin, OFATask):
     cfg: ImageClassifyConfig
-    metric_name = "score"
-    metric_decimals = 3
-
-    @classmethod
-    def add_args(cls, parser):
-        super().add_args(parser)
-        parser.set_defaults(scoring="ofa_accuracy")  # fairseq-generate prints the accuracy
+    default_scoring = "ofa_accuracy"
+    metric_decimals = 3  # the official "score" has 3 decimals
 
     def candidate_answers(self) -> List[str]:
         return list(load_ans2label(self.cfg.ans2label_file, self.cfg.ans2label_dict))

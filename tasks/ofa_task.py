@@ -5,9 +5,10 @@ import logging
 import os
 from argparse import Namespace
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import torch
+from fairseq import metrics
 from fairseq.data import Dictionary
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
@@ -68,11 +69,19 @@ class OFATask(FairseqTask):
     cfg: OFAConfig
     # Closed-set tasks set the trie of their candidate answers; generation then only produces candidates.
     constraint_trie: Optional[AnswerTrie] = None
+    # The `--scoring` that fairseq-generate uses by default: the scorer printing the task's official metric.
+    default_scoring: ClassVar[Optional[str]] = None
 
     def __init__(self, cfg: OFAConfig, src_dict: Dictionary, tgt_dict: Dictionary):
         super().__init__(cfg)
         self.src_dict, self.tgt_dict = src_dict, tgt_dict
         self.tokenizer = build_tokenizer(cfg.bpe or "gpt2", cfg.bpe_dir)
+
+    @classmethod
+    def add_args(cls, parser) -> None:
+        super().add_args(parser)
+        if cls.default_scoring:
+            parser.set_defaults(scoring=cls.default_scoring)
 
     @classmethod
     def setup_task(cls, cfg: OFAConfig, **kwargs) -> "OFATask":
@@ -149,6 +158,18 @@ class OFATask(FairseqTask):
         return super().build_generator(models, args, seq_gen_cls=seq_gen_cls or OFASequenceGenerator,
                                        extra_gen_cls_kwargs=extra, **kwargs)
 
+    @property
+    def validation_generates(self) -> bool:
+        """Whether validation generates (with `--eval-args`) for its metrics; the tasks' `--eval-*` flags say."""
+        return False
+
+    def build_model(self, cfg, from_checkpoint: bool = False):
+        """fairseq's, then the validation generator for this model when validation generates."""
+        model = super().build_model(cfg, from_checkpoint)
+        if self.validation_generates:
+            self.build_validation_generator(model)
+        return model
+
     def build_validation_generator(self, model) -> None:
         """The generator that validation uses, from the task's `--eval-args` JSON."""
         self.validation_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.eval_args)))
@@ -159,8 +180,9 @@ class OFATask(FairseqTask):
             return generator.generate(models, sample, prefix_tokens=prefix_tokens, constraints=constraints,
                                       bos_token=self.tgt_dict.bos())
 
-    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
-        """As fairseq's, but the criterion gets `update_num` (drop-worst starts after N updates)."""
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False, **extra_kwargs):
+        """As fairseq's, but the criterion gets `update_num` (drop-worst starts after N updates). The
+        trainer adds `ema_model` for tasks with `uses_ema`; training ignores it."""
         model.train()
         model.set_num_updates(update_num)
         loss, sample_size, logging_output = criterion(model, sample, update_num=update_num)
@@ -168,6 +190,41 @@ class OFATask(FairseqTask):
             loss *= 0
         optimizer.backward(loss)
         return loss, sample_size, logging_output
+
+    def valid_step(self, sample, model, criterion, **extra_kwargs):
+        """The criterion's loss, as fairseq's; tasks that validate the EMA model take `ema_model`."""
+        return super().valid_step(sample, model, criterion)
+
+    @staticmethod
+    def log_sums(logging_outputs: Sequence[Dict[str, Any]], keys: Iterable[str]) -> bool:
+        """Log each key's sum over the batches' logging outputs (hidden `_` meters); False, logging nothing,
+        when no output has any of the keys (e.g. training batches)."""
+        keys = list(keys)
+        if not any(key in log for log in logging_outputs for key in keys):
+            return False
+        for key in keys:
+            metrics.log_scalar(key, sum(log.get(key, 0) for log in logging_outputs))
+        return True
+
+    @classmethod
+    def log_mean_metrics(cls, logging_outputs: Sequence[Dict[str, Any]], count_key: str,
+                         sum_keys: Mapping[str, str], decimals: int = 4) -> bool:
+        """Validation metrics of the whole set, not averaged per batch: the count and the sums of all batches
+        are logged and each metric `name` of `sum_keys` (name -> sum key) is derived as its sum / count,
+        rounded to `decimals`. False, logging nothing, when no batch counted anything."""
+        if sum(log.get(count_key, 0) for log in logging_outputs) == 0:
+            return False
+        cls.log_sums(logging_outputs, [count_key, *sum_keys.values()])
+        for name, sum_key in sum_keys.items():
+            metrics.log_derived(name, _rounded_ratio(sum_key, count_key, decimals))
+        return True
+
+
+def _rounded_ratio(sum_key: str, count_key: str, decimals: int):
+    """A derived meter: the summed `sum_key` over the summed `count_key`, rounded."""
+    def derived(meters) -> float:
+        return round(meters[sum_key].sum / meters[count_key].sum, decimals)
+    return derived
 
 
 def _model_overrides(cfg) -> dict:

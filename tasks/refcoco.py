@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import List
 
 import torch
-from fairseq import metrics
 from fairseq.tasks import register_task
 
 from ofa_plugin.data.refcoco import RefcocoSampleBuilder
@@ -35,11 +34,7 @@ class RefcocoConfig(GenerativeTaskConfig):
 @register_task("refcoco", dataclass=RefcocoConfig)
 class RefcocoTask(OFATask):
     cfg: RefcocoConfig
-
-    @classmethod
-    def add_args(cls, parser):
-        super().add_args(parser)
-        parser.set_defaults(scoring="ofa_grounding")  # fairseq-generate prints Acc@0.5
+    default_scoring = "ofa_grounding"
 
     def build_sample_builder(self, split: str, tsv_path: str) -> RefcocoSampleBuilder:
         mean, std = self.image_mean_std()
@@ -50,11 +45,9 @@ class RefcocoTask(OFATask):
             num_bins=self.cfg.num_bins,
         )
 
-    def build_model(self, cfg, from_checkpoint: bool = False):
-        model = super().build_model(cfg, from_checkpoint)
-        if self.cfg.eval_acc:
-            self.build_validation_generator(model)
-        return model
+    @property
+    def validation_generates(self) -> bool:
+        return self.cfg.eval_acc
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
         """Beam search from bos; each sample's box is published for the `ofa_grounding` scorer."""
@@ -89,7 +82,7 @@ class RefcocoTask(OFATask):
 
     def valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
-        if self.cfg.eval_acc:
+        if self.validation_generates:
             model.eval()
             with torch.no_grad():
                 hypos = super().inference_step(self.validation_generator, [model], sample)
@@ -102,9 +95,4 @@ class RefcocoTask(OFATask):
 
     def reduce_metrics(self, logging_outputs, criterion) -> None:
         super().reduce_metrics(logging_outputs, criterion)
-        count = sum(log.get("_score_cnt", 0) for log in logging_outputs)
-        if count == 0:
-            return
-        metrics.log_scalar("_score_sum", sum(log.get("_score_sum", 0) for log in logging_outputs))
-        metrics.log_scalar("_score_cnt", count)
-        metrics.log_derived("score", lambda meters: round(meters["_score_sum"].sum / meters["_score_cnt"].sum, 4))
+        self.log_mean_metrics(logging_outputs, "_score_cnt", {"score": "_score_sum"})

@@ -29,12 +29,8 @@ class SnliVeConfig(OFAConfig):
 @register_task("snli_ve", dataclass=SnliVeConfig)
 class SnliVeTask(ClosedSetTaskMixin, OFATask):
     cfg: SnliVeConfig
-    metric_name = "snli_score"
-
-    @classmethod
-    def add_args(cls, parser):
-        super().add_args(parser)
-        parser.set_defaults(scoring="ofa_accuracy")  # fairseq-generate prints the accuracy
+    default_scoring = "ofa_accuracy"
+    metric_name, metric_sum_key, metric_count_key = "snli_score", "_snli_score_sum", "_snli_score_cnt"
 
     def candidate_answers(self) -> List[str]:
         return list(load_ans2label(None, self.cfg.ans2label_dict))

@@ -40,10 +40,10 @@ def _write_tsv(path: Path, captions: list) -> Path:
 def test_baseline_predicts_the_most_frequent_training_caption(tmp_path: Path) -> None:
     train = _write_tsv(tmp_path / "train.tsv", ["A blue square", "a red circle.", "a red  circle", "a green circle"])
     test = _write_tsv(tmp_path / "test.tsv", ["a red circle&&a circle", "a blue square&&a square."])
-    result = most_frequent_caption_baseline(train, test)
+    result = most_frequent_caption_baseline(train, test, tokenizer="python")
     assert (result.caption, result.count, result.num_train) == ("a red circle", 2, 4)
     expected = caption_scores({0: "a red circle", 1: "a red circle"},
-                              {0: ["a red circle", "a circle"], 1: ["a blue square", "a square"]})
+                              {0: ["a red circle", "a circle"], 1: ["a blue square", "a square"]}, tokenizer="python")
     assert result.scores == expected
 
 

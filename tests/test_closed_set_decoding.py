@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ofa_plugin.candidate_scoring import score_candidates
+from ofa_plugin.candidate_scoring import score_candidate_tokens, score_candidates
 from ofa_plugin.data.answers import CandidateAnswers, load_ans2label
 from ofa_plugin.data.collate import collate_constraint_masks
 from ofa_plugin.data.decoder_prompts import decoder_prompt, prompted_target
@@ -108,9 +108,15 @@ def setting(vocab):
 
 def _brute_force_scores(model, sample, prompts, candidates, append_eos=True) -> torch.Tensor:
     """Each (sample, candidate) run alone through the full model, trie mask applied per position."""
+    return _brute_force_token_scores(model, sample, prompts, candidates, append_eos).sum(-1)
+
+
+def _brute_force_token_scores(model, sample, prompts, candidates, append_eos=True) -> torch.Tensor:
+    """(B, K, longest candidate + 1) log-probs of each candidate's tokens (and eos), 0 where none; each
+    (sample, candidate) run alone through the full model, trie mask applied per position."""
     d = model.decoder.dictionary
     net = sample["net_input"]
-    scores = torch.zeros(len(prompts), len(candidates))
+    scores = torch.zeros(len(prompts), len(candidates), max(len(t) for t in candidates.tokens) + 1)
     for b, prompt in enumerate(prompts):
         for k, answer in enumerate(candidates.tokens):
             predicted = answer.tolist() + ([d.eos()] if append_eos else [])
@@ -122,7 +128,7 @@ def _brute_force_scores(model, sample, prompts, candidates, append_eos=True) -> 
                 row = logits[0, len(prompt) - 1 + j]
                 masked = torch.full_like(row, float("-inf"))
                 masked[allowed] = row[allowed]
-                scores[b, k] += F.log_softmax(masked, dim=-1)[token]
+                scores[b, k, j] = F.log_softmax(masked, dim=-1)[token]
     return scores
 
 
@@ -141,6 +147,22 @@ def test_candidate_scores_without_eos(setting):
         expected = _brute_force_scores(model, sample, prompts, candidates, append_eos=False)
         actual = score_candidates(model, sample, candidates, prompts, append_eos=False)
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("append_eos", [True, False])
+def test_candidate_token_scores_equal_brute_force(setting, append_eos):
+    """The per-token log-probs (what hypotheses print as positional scores) next to unchanged sums."""
+    model, sample, prompts, candidates = setting
+    with torch.no_grad():
+        expected = _brute_force_token_scores(model, sample, prompts, candidates, append_eos)
+        sums, token_scores = score_candidate_tokens(model, sample, candidates, prompts, chunk_size=2,
+                                                    append_eos=append_eos)
+        plain = score_candidates(model, sample, candidates, prompts, chunk_size=2, append_eos=append_eos)
+    torch.testing.assert_close(token_scores, expected, atol=1e-5, rtol=1e-5)
+    assert torch.equal(sums, plain)
+    if not append_eos:  # the eos slot of every candidate stays 0
+        lengths = torch.tensor([len(t) for t in candidates.tokens])
+        assert not token_scores.gather(2, lengths.expand(len(prompts), -1).unsqueeze(2)).any()
 
 
 def _generate(model, sample, prompts, candidates, beam: int):

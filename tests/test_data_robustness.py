@@ -476,7 +476,7 @@ def test_skip_malformed_counts_and_drops_every_kind(refcoco_task, tmp_path, capl
     data = dataset(refcoco_task, tmp_path, rows, skip=True)
     samples = [data[i] for i in range(len(data))]
     assert [s is None for s in samples] == [i % 2 == 1 for i in range(len(rows))]
-    assert data.num_skipped == len(bad) == 12
+    assert data.num_skipped == len(bad) == 14
     batch = data.collater(samples)
     assert batch["nsentences"] == len(bad) + 1 and batch["id"].tolist() == list(range(0, len(rows), 2))
     assert batch["net_input"]["patch_images"].shape == (len(bad) + 1, 3, REFCOCO_SIZE, REFCOCO_SIZE)

@@ -76,7 +76,8 @@ def test_samples_of_every_task_and_prompt_type(name, prompt_type):
     assert not mask[:-1].any()
     candidates = {"mnli": ["maybe", "yes", "no"], "sst2": ["negative", "positive"]}.get(name, ["no", "yes"])
     assert mask[-1].nonzero().flatten().tolist() == sorted(ANSWER_IDS[c] for c in candidates)
-    assert sample["batch_extras"] == {"reference_answers": answer}
+    assert sample["batch_extras"] == {"decoder_prompts": expected_prev, "ref_labels": answer}
+    assert sample["uniq_id"] == 3
 
 
 def test_sst2_sample_ids_by_hand():
@@ -99,7 +100,7 @@ def test_label_mappings(name, labels):
     builder = _task(name).build_sample_builder("valid", "rows.tsv")
     sentences = ROWS[name][0][:-1]
     for label, answer in labels.items():
-        assert builder(sentences + [label], 0)["batch_extras"]["reference_answers"] == answer
+        assert builder(sentences + [label], 0)["batch_extras"]["ref_labels"] == answer
     with pytest.raises(ValueError, match=rf"rows.tsv: row 7: unknown {name} label 'maybe'"):
         builder(sentences + ["maybe"], 7)
 
@@ -117,7 +118,7 @@ def test_bad_rows_name_file_and_row(tmp_path):
     task = _task("sst2", data=str(tsv), selected_cols="0,1")
     task.load_dataset("valid")
     dataset = task.dataset("valid")
-    assert dataset[0]["batch_extras"]["reference_answers"] == "positive"
+    assert dataset[0]["batch_extras"]["ref_labels"] == "positive"
     with pytest.raises(ValueError, match=rf"{re.escape(str(tsv))}: row 1: unknown sst2 label '3'"):
         dataset[1]
     with pytest.raises(ValueError, match=rf"{re.escape(str(tsv))}: row 2 has 1 columns, expected at least 2"):
@@ -224,7 +225,7 @@ def test_fairseq_generate_prints_the_official_metrics(trained, tmp_path, name):
 @pytest.mark.slow
 @pytest.mark.parametrize("prompt_type", ["none", "src", "prev_output"])
 def test_prediction_is_the_official_last_token_argmax(trained, prompt_type):
-    """task.predict == argmax of the constraint-masked logits at the last non-pad decoder position."""
+    """task.choose == argmax of the constraint-masked logits at the last non-pad decoder position."""
     world, checkpoint, _ = trained
     task = _task("mnli", data=str(world / "mnli_valid.tsv"), selected_cols="0,1,2", bpe="sentencepiece",
                  bpe_dir=str(world / "vocab"), prompt_type=prompt_type)
@@ -233,13 +234,13 @@ def test_prediction_is_the_official_last_token_argmax(trained, prompt_type):
     model = models[0].eval()
     dataset = task.dataset("valid")
     sample = dataset.collater([dataset[i] for i in range(8)])
-    indices, scores = task.predict([model], sample)
+    choice = task.choose([model], sample)
     with torch.no_grad():
         logits = model(**sample["net_input"])[0].masked_fill(~sample["constraint_masks"], -math.inf)
     last = sample["net_input"]["prev_output_tokens"].ne(PAD).sum(1) - 1
     log_probs = torch.log_softmax(logits[torch.arange(8), last], dim=-1)
     best, tokens = log_probs.max(dim=-1)
-    assert [task.candidates.tokens[k].item() for k in indices.tolist()] == tokens.tolist()
-    torch.testing.assert_close(scores, best, atol=1e-5, rtol=1e-5)
+    assert [task.candidates.tokens[k].item() for k in choice.indices] == tokens.tolist()
+    torch.testing.assert_close(choice.scores, best, atol=1e-5, rtol=1e-5)
     hypos = task.inference_step(None, [model], sample)
     assert [h[0]["tokens"].tolist() for h in hypos] == [[t, 2] for t in tokens.tolist()]

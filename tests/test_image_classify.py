@@ -19,6 +19,7 @@ from ofa_plugin.data.collate import BATCH_EXTRAS
 from ofa_plugin.data.image_classify import OFA_AUGMENT_OPS
 from ofa_plugin.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ofa_plugin.metrics.label_scorer import LabelScorer
+from ofa_plugin.tasks.closed_set import CandidateChoice
 from ofa_plugin.tasks.image_classify import ImageClassifyConfig, ImageClassifyTask
 from ofa_plugin.vocab import encode_text
 
@@ -145,7 +146,7 @@ def _teacher_forced_token_scores(task, model, batch, b: int, answer_tokens: list
 
 def test_hypotheses_are_the_best_candidates_with_token_scores(fixture_batch):
     task, model, batch = fixture_batch
-    scores = task.score_batch(model, batch)
+    scores, _ = task.score_batch([model], batch)
     scorer = LabelScorer(None)
     hypos = task.inference_step(None, [model], batch)
     eos = task.tgt_dict.eos()
@@ -177,8 +178,8 @@ def test_validation_metric_uses_the_ema_model_under_uses_ema(class_file, monkeyp
     assert task.uses_ema
     model, ema = SimpleNamespace(answers=["red circle"] * 3), SimpleNamespace(answers=["blue circle"] * 3)
     model.eval = ema.eval = lambda: None
-    monkeypatch.setattr(task, "predict", lambda scoring_model, sample: (None, None, scoring_model.answers))
-    sample = {"ref_labels": ["blue circle", "red circle", "blue circle"]}
+    monkeypatch.setattr(task, "choose", lambda models, sample: CandidateChoice([], models[0].answers, None, None))
+    sample = {"uniq_id": [0, 1, 2], "ref_labels": ["blue circle", "red circle", "blue circle"]}
     with pytest.raises(ValueError, match="--uses-ema validates with the EMA model: train with --store-ema"):
         task.valid_step(sample, model, _Criterion())
     _, _, log = task.valid_step(sample, model, _Criterion(), ema_model=ema)

@@ -2,7 +2,6 @@
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from ofa_plugin.metrics.published import publish_predictions
 from ofa_plugin.tasks.refcoco import RefcocoConfig, RefcocoTask
 from ofa_plugin.vocab import build_tokenizer
 
-from conftest import BPE_DIR, OFFICIAL_MINI, assert_top_hypotheses_match
+from conftest import BPE_DIR, OFFICIAL_MINI, assert_top_hypotheses_match, official_command_as_fairseq_generate
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = OFFICIAL_MINI / "golden"
@@ -128,24 +127,12 @@ def test_grounding_scorer_scores_published_boxes_in_order():
         scorer.add_string("<bin_1><bin_2><bin_3><bin_4>", "ignored")
 
 
-def _official_command_as_fairseq_generate(golden: dict, results: Path) -> list[str]:
-    """The golden's evaluate.py command line with our paths, `--user-dir=ofa_plugin` and no `--zero-shot`."""
-    flags = golden["command"].split(" --path=")[1].split()[1:]
-    replaced = {"--user-dir": "ofa_plugin", "--bpe-dir": str(BPE_DIR), "--results-path": str(results)}
-    command = [str(Path(sys.executable).parent / "fairseq-generate"), str(REFCOCO_TSV),
-               f"--path={OFFICIAL_MINI / 'checkpoint.pt'}"]
-    for flag in flags:
-        name = flag.split("=")[0]
-        if name != "--zero-shot":
-            command.append(f"{name}={replaced[name]}" if name in replaced else flag)
-    return command
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("golden_name", ["refcoco.json", "refcoco_binconstrained.json"])
 def test_golden_reproduced_by_fairseq_generate(tmp_path, ofa_dictionary, golden_name):
     golden = json.loads((GOLDEN / golden_name).read_text())
-    subprocess.run(_official_command_as_fairseq_generate(golden, tmp_path), check=True, capture_output=True, cwd=REPO)
+    subprocess.run(official_command_as_fairseq_generate(golden, REFCOCO_TSV, tmp_path), check=True, capture_output=True,
+                   cwd=REPO)
     output = (tmp_path / "generate-test.txt").read_text()
     assert len(golden["samples"]) == 8
     assert_top_hypotheses_match(output, golden, ofa_dictionary)

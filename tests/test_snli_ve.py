@@ -24,8 +24,7 @@ from ofa_plugin.data.transforms import square_resize_transform
 from ofa_plugin.tasks.snli_ve import SnliVeConfig, SnliVeTask
 from ofa_plugin.vocab import build_tokenizer, encode_text
 
-from conftest import BPE_DIR, OFFICIAL_MINI
-from test_refcoco import _official_command_as_fairseq_generate as official_command_as_fairseq_generate
+from conftest import BPE_DIR, OFFICIAL_MINI, official_command_as_fairseq_generate
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = json.loads((OFFICIAL_MINI / "golden" / "snli_ve.json").read_text())
@@ -148,7 +147,7 @@ def test_golden_sources_and_candidate_scores(golden_setup):
     assert batch["uniq_id"] == [s["id"] for s in samples]
     for row, sample in zip(batch["net_input"]["src_tokens"], samples):
         assert row[row.ne(task.tgt_dict.pad())].tolist() == sample["src_tokens"]
-    scores = task.score_batch(model, batch)
+    scores, _ = task.score_batch([model], batch)
     torch.testing.assert_close(scores, torch.tensor([s["candidate_scores"] for s in samples]), atol=1e-4, rtol=0)
 
 
@@ -163,7 +162,7 @@ def test_golden_hypotheses(golden_setup):
         assert hypo["tokens"].tolist() == [117, eos]  # " no"
         assert hypo["score"] == pytest.approx(max(sample["candidate_scores"]), abs=1e-4)
         assert hypo["positional_scores"].shape == (2,) and hypo["alignment"] is None
-        assert float(hypo["positional_scores"].sum()) == pytest.approx(hypo["score"], abs=1e-5)
+        assert float(hypo["positional_scores"].sum()) == pytest.approx(float(hypo["score"]), abs=1e-5)
         assert float(hypo["positional_scores"][1]) == 0.0  # eos is the only continuation of an answer
 
 
@@ -190,17 +189,9 @@ def run_cli(args: list, log: Path) -> str:
     return result.stdout
 
 
-def _golden_command(results: Path) -> list:
-    """The golden's evaluate.py flags as a fairseq-generate command line with our paths (no --zero-shot):
-    the refcoco test's translation, with the SNLI-VE data file in place of its refcoco one."""
-    command = official_command_as_fairseq_generate(GOLDEN, results)
-    command[1] = str(SNLI_TSV)
-    return command
-
-
 @pytest.mark.slow
 def test_golden_reproduced_by_fairseq_generate(tmp_path):
-    run_cli(_golden_command(tmp_path), tmp_path / "generate.log")
+    run_cli(official_command_as_fairseq_generate(GOLDEN, SNLI_TSV, tmp_path), tmp_path / "generate.log")
     output = (tmp_path / "generate-test.txt").read_text()
     accuracy = re.search(r"^Generate test with beam=5: accuracy (\S+) \((\d+)/(\d+)\)", output, re.M)
     assert float(accuracy.group(1)) == 0.375 == GOLDEN["score_sum"] / GOLDEN["score_cnt"]

@@ -24,7 +24,7 @@ from ofa_plugin.metrics.vqa_scorer import VqaPrediction, VqaScorer
 from ofa_plugin.tasks.vqa_gen import VqaGenConfig, VqaGenTask
 from ofa_plugin.vocab import build_tokenizer
 
-from conftest import BPE_DIR, OFFICIAL_MINI
+from conftest import BPE_DIR, OFFICIAL_MINI, official_command_as_fairseq_generate
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = OFFICIAL_MINI / "golden"
@@ -102,26 +102,13 @@ def test_all_candidate_scores_match_golden(golden_run):
         scores = score_candidates(model, batch, task.candidates, prompts, chunk_size=task.cfg.valid_batch_size)
     golden = _golden("vqa_allcand.json")["samples"]
     torch.testing.assert_close(scores, torch.tensor([s["candidate_scores"] for s in golden]), atol=1e-4, rtol=0)
-    hypos, answers = task.best_candidates(model, batch)
+    choice = task.choose([model], batch)
+    hypos, answers = task.hypotheses(choice), choice.answers
     assert answers == [s["result"]["answer"] for s in golden]
     best = scores.argmax(1)
     for i, sample_hypos in enumerate(hypos):
         assert sample_hypos[0]["tokens"].tolist() == task.candidates.tokens[best[i]].tolist() + [task.tgt_dict.eos()]
         assert float(sample_hypos[0]["score"]) == pytest.approx(float(sample_hypos[0]["positional_scores"].sum()))
-
-
-def _official_command_as_fairseq_generate(golden: dict, results: Path) -> list:
-    """The golden's evaluate.py command line with our paths and `--user-dir=ofa_plugin`, without
-    evaluate.py's own switches (the golden already names --val-inference-type)."""
-    flags = golden["command"].split(" --path=")[1].split()[1:]
-    replaced = {"--user-dir": "ofa_plugin", "--bpe-dir": str(BPE_DIR), "--results-path": str(results),
-                "--ans2label-file": str(ANS2LABEL)}
-    command = [str(CLI / "fairseq-generate"), str(VQA_TSV), f"--path={OFFICIAL_MINI / 'checkpoint.pt'}"]
-    for flag in flags:
-        name = flag.split("=")[0]
-        if name not in ("--zero-shot", "--beam-search-vqa-eval"):
-            command.append(f"{name}={replaced[name]}" if name in replaced else flag)
-    return command
 
 
 def _generated(output: str, kind: str) -> dict:
@@ -134,8 +121,8 @@ def _generated(output: str, kind: str) -> dict:
 @pytest.mark.parametrize("golden_name", ["vqa_beam.json", "vqa_allcand.json"])
 def test_golden_reproduced_by_fairseq_generate(tmp_path, ofa_dictionary, golden_name):
     golden = _golden(golden_name)
-    result = subprocess.run(_official_command_as_fairseq_generate(golden, tmp_path), capture_output=True, text=True,
-                            cwd=REPO)
+    command = official_command_as_fairseq_generate(golden, VQA_TSV, tmp_path, {"--ans2label-file": str(ANS2LABEL)})
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     output = (tmp_path / "generate-test.txt").read_text()
     answers = {i: text.strip() for i, (_, text) in _generated(output, "D").items()}
@@ -330,7 +317,7 @@ def test_toy_vqa_trains_validates_and_generates(tmp_path):
         positional = {int(i): [float(x) for x in values.split()]
                       for i, values in re.findall(r"^P-(\d+)\t(.*)$", output, re.M)}
         for i, (score, _) in hypotheses.items():
-            if mode == "allcand":  # the candidate's log-likelihood, spread over its tokens
+            if mode == "allcand":  # the candidate's log-likelihood, the sum of its per-token terms
                 assert score == pytest.approx(sum(positional[i]), abs=1e-3)
             else:  # the beam score also counts the forced prompt
                 assert score < sum(positional[i]) - 1.0

@@ -14,11 +14,8 @@ from fairseq.data import Dictionary
 from ofa_plugin.vocab import TextTokenizer, encode_text
 
 from .answers import CandidateAnswers
-from .collate import BATCH_EXTRAS
-from .decoder_prompts import PROMPT_TYPES, decoder_prompt, prompted_target
-
-# Batch key of the reference answers (the official collater's `ref_dict`, one answer per sample).
-REFERENCE_ANSWERS = "reference_answers"
+from .closed_set import answer_fields
+from .decoder_prompts import PROMPT_TYPES
 
 _YES_NO = {"0": "no", "1": "yes"}
 _ENTAILMENT = {"not_entailment": "no", "entailment": "yes"}
@@ -64,7 +61,8 @@ def check_single_token_answers(candidates: CandidateAnswers, task: str) -> None:
 
 @dataclass
 class GlueSampleBuilder:
-    """Turns (sentence columns..., label) into a GLUE sample for `--prompt-type` none/src/prev_output."""
+    """Turns (sentence columns..., label) into a GLUE sample for `--prompt-type` none/src/prev_output;
+    its id is the row index."""
 
     spec: GlueSpec
     dictionary: Dictionary
@@ -88,17 +86,9 @@ class GlueSampleBuilder:
         answer = self.answer(label, row)
         text = self.spec.prompt.format(*(glue_sentence(s, self.max_src_length) for s in sentences))
         source = encode_text(self.dictionary, self.tokenizer, text, append_bos=True, append_eos=True)
-        answer_tokens = self.candidates.tokens[self.candidates.answers.index(answer)]
-        prompt = decoder_prompt(source, self.prompt_type, self.dictionary.bos())
-        decoder = prompted_target(prompt, answer_tokens, self.dictionary.pad(), eos=None,
-                                  trie=self.candidates.trie, vocab_size=len(self.dictionary))
-        return {
-            "source": source,
-            "target": decoder.target,
-            "prev_output_tokens": decoder.prev_output_tokens,
-            "constraint_mask": decoder.constraint_mask,
-            BATCH_EXTRAS: {REFERENCE_ANSWERS: answer},
-        }
+        return {"uniq_id": int(row), "source": source,
+                **answer_fields(source, answer, self.prompt_type, self.candidates, self.dictionary,
+                                f"{self.tsv_path}: row {row}", append_eos=False)}
 
     def answer(self, label: str, row: int) -> str:
         """The answer word of a raw label; ValueError naming file and row if unknown or not a candidate."""

@@ -18,8 +18,8 @@ from ofa_plugin.vocab import TextTokenizer, encode_text
 
 from .answers import CandidateAnswers
 from .caption import CAPTION_PROMPT
+from .closed_set import answer_fields
 from .images import decode_image
-from .snli_ve import answer_fields
 
 CLASSIFY_PROMPT = CAPTION_PROMPT  # " what does the image describe?"
 CLASSIFY_PROMPT_TYPE = "none"  # the decoder starts from bos alone

@@ -1,9 +1,4 @@
-"""SNLI-VE samples from TSV rows (reference §5.5): does the image (and premise) entail the hypothesis?
-
-Also the answer half of every closed-set image sample (snli_ve, image_classify): the answer's decoder
-input, target and trie constraint mask after the task's decoder prompt, and the per-sample values the
-task needs after scoring (the decoder prompt and the reference answer).
-"""
+"""SNLI-VE samples from TSV rows (reference §5.5): does the image (and premise) entail the hypothesis?"""
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List
 
@@ -13,41 +8,13 @@ from fairseq.data import Dictionary
 from ofa_plugin.vocab import TextTokenizer, encode_text
 
 from .answers import CandidateAnswers
-from .collate import BATCH_EXTRAS
-from .decoder_prompts import decoder_prompt, prompted_target
+from .closed_set import answer_fields
 from .images import decode_image
 from .text import pre_caption
 
 SNLI_PROMPT = ' does the image describe " {} "?'
 SNLI_CAPTION_PROMPT = ' can image and text1 " {} " imply text2 " {} "?'  # --add-caption: premise, hypothesis
 LABEL_TO_ANSWER = {"contradiction": "no", "entailment": "yes", "neutral": "maybe"}
-
-# Batch keys of the closed-set extras (lists, one entry per sample).
-DECODER_PROMPTS = "decoder_prompts"  # token ids the decoder is given before the answer
-REF_LABELS = "ref_labels"  # the reference answer
-
-
-def answer_fields(source: torch.Tensor, answer: str, prompt_type: str, candidates: CandidateAnswers,
-                  dictionary: Dictionary, where: str) -> Dict[str, Any]:
-    """target, prev_output_tokens, constraint_mask and batch extras of `answer` after the decoder prompt
-    of `source` (`--prompt-type`); `where` ("file: row n") names the row in errors.
-
-    The answer must be a candidate: the constraint mask of any other answer would forbid its own tokens.
-    """
-    try:
-        index = candidates.answers.index(answer)
-    except ValueError:
-        raise ValueError(f"{where}: answer {answer!r} is not one of the {len(candidates)} candidate answers "
-                         f"(--ans2label-dict / --ans2label-file)") from None
-    prompted = prompted_target(decoder_prompt(source, prompt_type, dictionary.bos()), candidates.tokens[index],
-                               dictionary.pad(), dictionary.eos(), candidates.trie, len(dictionary))
-    return {
-        "target": prompted.target,
-        "prev_output_tokens": prompted.prev_output_tokens,
-        "constraint_mask": prompted.constraint_mask,
-        # a list, not a tensor: prompts differ in length, and the collater stacks tensors
-        BATCH_EXTRAS: {DECODER_PROMPTS: prompted.decoder_prompt.tolist(), REF_LABELS: answer},
-    }
 
 
 @dataclass

@@ -13,6 +13,7 @@ from fairseq.data import Dictionary, data_utils
 from ofa_plugin.trie import AnswerTrie
 from ofa_plugin.vocab import TextTokenizer, encode_text
 
+from .closed_set import DECODER_PROMPTS
 from .collate import BATCH_EXTRAS
 from .decoder_prompts import PROMPT_TYPES, decoder_prompt, prompted_target
 from .images import decode_image
@@ -103,7 +104,7 @@ class VqaSampleBuilder:
                 "conf": torch.tensor(ref_dict[answer]),
                 "ref_dict": ref_dict,
                 # a list, not a tensor: prompts differ in length and tensors would be stacked
-                "decoder_prompts": prompted.decoder_prompt.tolist(),
+                DECODER_PROMPTS: prompted.decoder_prompt.tolist(),
             },
         }
         if prompted.constraint_mask is not None:

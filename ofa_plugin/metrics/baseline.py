@@ -1,8 +1,11 @@
-"""The most-frequent-caption baseline: the floor a caption model must beat to show it looks at images.
+"""Trivial baselines: the floor a model must beat to show that it looks at the images.
 
-It predicts the single most frequent training caption for every test image and scores it like
-`fairseq-generate --scoring ofa_caption` does (references split on "&&", punctuation removed), so its
-CIDEr sits next to the model's on the same scale.
+- captioning: the single most frequent training caption for every test image, scored like
+  `fairseq-generate --scoring ofa_caption` (references split on "&&", punctuation removed);
+- VQA: the most frequent training answer for every question, scored like `ofa_vqa` (its confidence);
+- visual entailment: the most frequent training label, scored by accuracy;
+- grounding: a box of the mean relative training size at the centre of every image, Acc@0.5.
+Each reads the official TSV layouts (reference §5) and is scored on the same scale as the model.
 
     python -m ofa_plugin.metrics.baseline --train caption_train.tsv --test caption_test.tsv
 """
@@ -14,11 +17,18 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
+from ofa_plugin.data.images import decode_image
+from ofa_plugin.data.refcoco import parse_region
 from ofa_plugin.data.text import caption_references, caption_train_target
 from ofa_plugin.data.tsv import TSVFile
+from ofa_plugin.data.vqa import best_answer, parse_answers
 from ofa_plugin.metrics.caption import caption_scores
+from ofa_plugin.metrics.grounding import grounding_hit
 
 CAPTION_COLUMN = 2  # uniq-id, image-id, caption, objects, image (reference §5.2)
+VQA_ANSWERS_COLUMN = 3  # question-id, image-id, question, answers, objects, image (§5.3)
+SNLI_VE_LABEL_COLUMN = 5  # uniq-id, image-id, image, hypothesis, caption, label (§5.5)
+REFCOCO_COLUMNS = (3, 4)  # uniq-id, image-id, text, region, image (§5.4): region and image
 MAX_CAPTION_WORDS = 30  # the caption task's default --max-tgt-length
 
 
@@ -67,13 +77,56 @@ def reference_captions(test_tsv: str | os.PathLike, caption_col: int = CAPTION_C
 
 def most_frequent_caption_baseline(
     train_tsv: str | os.PathLike, test_tsv: str | os.PathLike, train_caption_col: int = CAPTION_COLUMN,
-    test_caption_col: int = CAPTION_COLUMN, max_words: int = MAX_CAPTION_WORDS,
+    test_caption_col: int = CAPTION_COLUMN, max_words: int = MAX_CAPTION_WORDS, tokenizer: str = "auto",
 ) -> BaselineResult:
-    """Score the most frequent training caption, predicted for every test row (CIDEr, BLEU-1..4)."""
+    """Score the most frequent training caption, predicted for every test row (the `caption_scores`
+    metrics; `tokenizer` as there: keep "auto" to compare with fairseq-generate's `ofa_caption` line)."""
     caption, count, num_train = most_frequent_caption(train_tsv, train_caption_col, max_words)
     references = reference_captions(test_tsv, test_caption_col)
-    scores = caption_scores({row: caption for row in references}, references)
+    scores = caption_scores({row: caption for row in references}, references, tokenizer=tokenizer)
     return BaselineResult(caption, count, num_train, scores)
+
+
+def majority_answer_baseline(train_tsv: str | os.PathLike, test_tsv: str | os.PathLike,
+                             answers_col: int = VQA_ANSWERS_COLUMN) -> tuple[str, float]:
+    """VQA: the most frequent training answer (each row's highest-confidence one) and its mean
+    confidence over the test questions (the official score of predicting it everywhere)."""
+    train = TSVFile(train_tsv, [answers_col])
+    counts = collections.Counter(best_answer(parse_answers(train[row][0], str(train.path), row))
+                                 for row in range(len(train)))
+    answer = counts.most_common(1)[0][0]
+    test = TSVFile(test_tsv, [answers_col])
+    scores = [parse_answers(test[row][0], str(test.path), row).get(answer, 0.0) for row in range(len(test))]
+    return answer, sum(scores) / len(scores)
+
+
+def majority_label_baseline(train_tsv: str | os.PathLike, test_tsv: str | os.PathLike,
+                            label_col: int = SNLI_VE_LABEL_COLUMN) -> tuple[str, float]:
+    """Classification: the most frequent training label and its accuracy on the test rows."""
+    train, test = TSVFile(train_tsv, [label_col]), TSVFile(test_tsv, [label_col])
+    label = collections.Counter(train[row][0] for row in range(len(train))).most_common(1)[0][0]
+    return label, sum(test[row][0] == label for row in range(len(test))) / len(test)
+
+
+def _regions_and_sizes(tsv_path: str | os.PathLike, columns: Sequence[int]) -> list[tuple[list[float], tuple[int, int]]]:
+    tsv = TSVFile(tsv_path, list(columns))
+    rows = []
+    for row in range(len(tsv)):
+        region, image = tsv[row]
+        rows.append((parse_region(region, str(tsv.path), row).tolist(), decode_image(image, str(tsv.path), row).size))
+    return rows
+
+
+def centre_box_baseline(train_tsv: str | os.PathLike, test_tsv: str | os.PathLike,
+                        columns: Sequence[int] = REFCOCO_COLUMNS) -> float:
+    """Grounding: Acc@0.5 of a box of the training boxes' mean relative width and height, centred."""
+    train = _regions_and_sizes(train_tsv, columns)
+    mean_w = sum((box[2] - box[0]) / width for box, (width, _) in train) / len(train)
+    mean_h = sum((box[3] - box[1]) / height for box, (_, height) in train) / len(train)
+    hits = [grounding_hit([width * (1 - mean_w) / 2, height * (1 - mean_h) / 2,
+                           width * (1 + mean_w) / 2, height * (1 + mean_h) / 2], box)
+            for box, (width, height) in _regions_and_sizes(test_tsv, columns)]
+    return float(sum(hits)) / len(hits)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

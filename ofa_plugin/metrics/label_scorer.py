@@ -28,6 +28,11 @@ class LabelPrediction:
     extra_metrics: tuple[str, ...] = ()
     positive: str = "yes"
 
+    @property
+    def score(self) -> int:
+        """The sample's term of the official accuracy: 1 for the right answer, else 0."""
+        return int(self.answer == self.reference)
+
     def matches_target(self, target: str) -> bool:
         return target.strip() == self.reference
 

@@ -1,9 +1,11 @@
-"""`--scoring ofa_caption`: caption CIDEr/BLEU printed by `fairseq-generate` at the end of a run.
+"""`--scoring ofa_caption`: COCO caption metrics printed by `fairseq-generate` at the end of a run.
 
 fairseq-generate calls `add_string(target, hypothesis)` with both strings decoded. For caption
 evaluation sets the target holds all references of the image joined by "&&" (reference §5.2).
 Like the official caption evaluation, ASCII punctuation is removed from the hypothesis and from each
 reference before scoring (after splitting on "&&", which is itself punctuation).
+The metrics come from `caption_scores` with tokenizer "auto": the COCO toolkit's Java tokenizer and
+METEOR when Java works, else the pure-Python fallback without METEOR; the line names the tokeniser.
 """
 from dataclasses import dataclass
 
@@ -11,19 +13,21 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.scoring import BaseScorer, register_scorer
 
 from ofa_plugin.data.text import strip_punctuation
-from ofa_plugin.metrics.caption import caption_scores
+from ofa_plugin.metrics.caption import CaptionScores, caption_scores
 
 REFERENCE_SEPARATOR = "&&"
+# Metrics in the order of the printed line; BLEU-1..3 come last.
+REPORTED_METRICS = ("CIDEr", "BLEU-4", "METEOR", "ROUGE-L", "BLEU-1", "BLEU-2", "BLEU-3")
 
 
 @dataclass
 class CaptionScorerConfig(FairseqDataclass):
-    """The caption scorer has no options: references are always split on "&&"."""
+    """The caption scorer has no options: references are always split on "&&", the tokeniser is "auto"."""
 
 
 @register_scorer("ofa_caption", dataclass=CaptionScorerConfig)
 class CaptionScorer(BaseScorer):
-    """Collects (references, hypothesis) pairs and scores them with `caption_scores` (CIDEr, BLEU-1..4)."""
+    """Collects (references, hypothesis) pairs and scores them with `caption_scores`."""
 
     def add_string(self, ref: str, pred: str) -> None:
         references = [strip_punctuation(r).strip() for r in ref.split(REFERENCE_SEPARATOR)]
@@ -33,8 +37,8 @@ class CaptionScorer(BaseScorer):
         self.ref.append(references)
         self.pred.append(strip_punctuation(pred).strip())
 
-    def scores(self) -> dict[str, float]:
-        """All metrics of the strings added so far (CIDEr, BLEU-1..4, as fractions)."""
+    def scores(self) -> CaptionScores:
+        """All metrics of the strings added so far, as fractions (METEOR only with Java)."""
         return caption_scores(dict(enumerate(self.pred)), dict(enumerate(self.ref)))
 
     def score(self) -> float:
@@ -42,6 +46,6 @@ class CaptionScorer(BaseScorer):
 
     def result_string(self) -> str:
         scores = self.scores()
-        order = ["CIDEr", "BLEU-4", "BLEU-1", "BLEU-2", "BLEU-3"]
-        metrics = " | ".join(f"{name} {scores[name]:.4f}" for name in order)
-        return f"{metrics} (n={len(self.pred)}, PTB-fallback tokenisation)"
+        metrics = " | ".join(f"{name} {scores[name]:.4f}" if name in scores else f"{name} n/a (needs Java)"
+                             for name in REPORTED_METRICS)
+        return f"{metrics} (n={len(self.pred)}, {scores.tokenizer} tokenisation)"
