@@ -9,7 +9,8 @@ from ofa_plugin.data.caption import CaptionSampleBuilder
 from ofa_plugin.data.text import strip_punctuation
 from ofa_plugin.data.transforms import square_resize_transform
 from ofa_plugin.metrics.caption import caption_scores
-from ofa_plugin.metrics.scorer import REFERENCE_SEPARATOR
+from ofa_plugin.metrics.published import publish_predictions
+from ofa_plugin.metrics.scorer import CaptionPrediction, split_references
 
 from .ofa_task import GenerativeTaskConfig, OFATask
 
@@ -59,19 +60,24 @@ class CaptionTask(OFATask):
 
     def generate_captions(self, model, sample) -> Tuple[List[str], List[List[str]]]:
         """Best hypothesis of every sample and its references, punctuation removed (official eval)."""
-        hypos = self.inference_step(self.validation_generator, [model], sample)
+        predictions = self.predictions(self.inference_step(self.validation_generator, [model], sample), sample)
+        return [p.caption for p in predictions], [p.references for p in predictions]
+
+    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
+        """Beam search from bos; each image's caption is published for the `ofa_caption` scorer."""
+        hypos = super().inference_step(generator, models, sample, prefix_tokens=prefix_tokens, constraints=constraints)
+        publish_predictions(self.predictions(hypos, sample))
+        return hypos
+
+    def predictions(self, hypos, sample) -> List[CaptionPrediction]:
+        """The official caption of every sample's best hypothesis (decoded, punctuation removed)."""
         ignore = {self.tgt_dict.bos(), self.tgt_dict.eos()}
-
-        def decode(tokens) -> str:
-            return self.tokenizer.decode(self.tgt_dict.string(tokens.int().cpu(), extra_symbols_to_ignore=ignore))
-
-        hypotheses = [strip_punctuation(decode(h[0]["tokens"])).strip() for h in hypos]
-        pad = self.tgt_dict.pad()
-        references = [
-            [strip_punctuation(r).strip() for r in decode(t[t.ne(pad)]).split(REFERENCE_SEPARATOR)]
-            for t in sample["target"]
+        return [
+            CaptionPrediction(str(uniq_id), strip_punctuation(self.tokenizer.decode(
+                self.tgt_dict.string(h[0]["tokens"].int().cpu(), extra_symbols_to_ignore=ignore))).strip(),
+                split_references(self.target_text(target)))
+            for uniq_id, h, target in zip(sample["uniq_id"], hypos, sample["target"])
         ]
-        return hypotheses, references
 
     def reduce_metrics(self, logging_outputs, criterion) -> None:
         super().reduce_metrics(logging_outputs, criterion)

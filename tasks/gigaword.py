@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import List
 
 import torch
-from fairseq import utils
 from fairseq.data import encoders
 from fairseq.tasks import register_task
 
@@ -76,11 +75,6 @@ class GigawordTask(OFATask):
     def hypotheses(self, hypos) -> List[str]:
         """Official post-processed text of every sample's best hypothesis."""
         return [official_hypothesis(self.decode(h[0]["tokens"])) for h in hypos]
-
-    def target_text(self, target: torch.Tensor) -> str:
-        """The target string fairseq-generate prints and hands to the scorer for this sample."""
-        return self.tokenizer.decode(self.tgt_dict.string(utils.strip_pad(target, self.tgt_dict.pad()).cpu(),
-                                                          escape_unk=True))
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
         """Beam search from bos; each sample's summary is published for the `ofa_rouge` scorer."""

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Seque
 
 import torch
 from fairseq import metrics
+from fairseq import utils
 from fairseq.data import Dictionary
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
@@ -173,6 +174,12 @@ class OFATask(FairseqTask):
     def build_validation_generator(self, model) -> None:
         """The generator that validation uses, from the task's `--eval-args` JSON."""
         self.validation_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.eval_args)))
+
+    def target_text(self, target: torch.Tensor) -> str:
+        """A sample's target as fairseq-generate prints it and hands it to the scorer (pads stripped,
+        unknowns escaped, BPE decoded): what a published prediction checks itself against."""
+        return self.tokenizer.decode(self.tgt_dict.string(utils.strip_pad(target, self.tgt_dict.pad()).cpu(),
+                                                          escape_unk=True))
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
         """Generation starts from bos, as the decoder saw in training (stock fairseq starts from eos)."""

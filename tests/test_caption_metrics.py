@@ -22,7 +22,8 @@ from ofa_plugin.metrics import caption
 from ofa_plugin.metrics.caption import (
     JavaMetricError, caption_scores, java_available, ptb_tokenize, resolve_tokenizer,
 )
-from ofa_plugin.metrics.scorer import CaptionScorer, strip_punctuation
+from ofa_plugin.metrics.published import publish_predictions
+from ofa_plugin.metrics.scorer import CaptionPrediction, CaptionScorer, split_references, strip_punctuation
 
 from conftest import BPE_DIR
 
@@ -304,7 +305,10 @@ SCORER_LINE = re.compile(
 
 
 def _scorer_line() -> tuple[CaptionScorer, re.Match]:
+    """A scorer fed as fairseq-generate feeds it: the caption task publishes, then add_string per sample."""
     scorer = build_scorer("ofa_caption", None)
+    publish_predictions([CaptionPrediction(str(i), strip_punctuation(hypothesis).strip(), split_references(target))
+                         for i, (target, hypothesis) in enumerate(zip(SCORER_TARGETS, SCORER_HYPOTHESES))])
     for target, hypothesis in zip(SCORER_TARGETS, SCORER_HYPOTHESES):
         scorer.add_string(target, hypothesis)
     line = scorer.result_string()
@@ -333,8 +337,9 @@ def test_strip_punctuation_like_official_eval():
 
 def test_scorer_splits_references_and_strips_punctuation(no_java_on_path):
     scorer, match = _scorer_line()
-    assert scorer.ref[0] == SCORER_REFERENCES[0]
-    assert scorer.pred[0] == SCORER_PREDICTIONS[0]
+    assert scorer.predictions[0].references == SCORER_REFERENCES[0]
+    assert scorer.predictions[0].caption == SCORER_PREDICTIONS[0]
+    assert scorer.predictions[0].record() == {"image_id": "0", "caption": SCORER_PREDICTIONS[0]}
     expected = caption_scores(SCORER_PREDICTIONS, SCORER_REFERENCES, tokenizer="python")
     assert scorer.score() == pytest.approx(expected["CIDEr"])
     assert 0 < scorer.score() < 10
@@ -350,7 +355,12 @@ def test_scorer_line_with_java_when_present(shared_meteor):
     _assert_line_values(match, expected)
 
 
-def test_scorer_rejects_target_without_references():
+def test_scorer_rejects_target_without_references_or_out_of_order():
     scorer = build_scorer("ofa_caption", None)
-    with pytest.raises(ValueError, match="sentence 0"):
-        scorer.add_string(" && . ", "a caption")
+    publish_predictions([CaptionPrediction("7", "a caption", split_references(" && . ")),
+                         CaptionPrediction("8", "a caption", ["a dog"])])
+    scorer.add_string(" && . ", "a caption")
+    with pytest.raises(ValueError, match="no reference caption for images \\['7'\\]"):
+        scorer.score()
+    with pytest.raises(ValueError, match="sentence 1: target ' a cat' does not belong"):
+        scorer.add_string(" a cat", "a caption")

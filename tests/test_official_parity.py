@@ -119,6 +119,7 @@ def test_caption_golden_reproduced_by_fairseq_generate(tmp_path, ofa_dictionary)
         stripped = re.sub(r"[!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]", "", detok[index]).strip()
         assert stripped == predictions[sample["id"]]
     assert "Generate test with beam=5: CIDEr" in output
+    assert json.loads((tmp_path / "test_predict.json").read_text()) == golden["official_predict_json"]
 
 
 def test_load_save_load_changes_nothing(loaded, tmp_path):
