@@ -105,7 +105,9 @@ def _check_vocabulary(state_dict: Dict[str, Tensor], own: Dict[str, Tensor], pre
         raise ValueError(
             f"vocabulary mismatch: the checkpoint's token embedding has {rows} rows but the task's "
             f"dictionary has {expected} entries (dict.txt of --bpe-dir + <mask> + code_dict_size codes + "
-            f"num_bins bins). Use the vocabulary the checkpoint was trained with."
+            f"num_bins bins). Use the vocabulary the checkpoint was trained with: fairseq-generate builds the "
+            f"dictionary from its own command line, so pass the training run's --bpe, --bpe-dir, "
+            f"--code-dict-size and --num-bins."
         )
 
 
