@@ -4,8 +4,8 @@ On a freshly written toy world, run_scripts/caption/train_caption_toy.sh trains 
 (CPU, a few hundred updates) and evaluate_caption_toy.sh reloads the checkpoint (through the safe
 checkpoint loader: the test removes any opt-out from the environment) and captions the test images.
 The training loss must fall by a clear margin, and the model's CIDEr must beat the most-frequent-caption
-baseline by a clear margin, i.e. the model must actually look at the images. Takes about 3 minutes
-on 2 CPU cores (the training: 500 updates at ~0.3 s). The baseline's own unit tests are fast.
+baseline by a clear margin, i.e. the model must actually look at the images. Takes about 2.5 minutes
+on 2 CPU cores (the training: 400 updates at ~0.3 s). The baseline's own unit tests are fast.
 """
 import os
 import re
@@ -20,13 +20,13 @@ from ofa_plugin.metrics.caption import caption_scores
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "run_scripts" / "caption"
-MAX_UPDATE = 500
+MAX_UPDATE = 400
 NUM_TEST = 200
-# What the test demands. Measured with this recipe and world (Java COCO tokenisation): loss 8.40 -> 0.99,
-# CIDEr 0.92 against a baseline of 0.52 after 500 updates (800 updates: CIDEr 1.17; the demo's 1200 updates
-# on 10000 images 1.92).
+# What the test demands. Measured with this recipe and world (Java COCO tokenisation): CIDEr 0.86 against a
+# baseline of 0.52 after 400 updates, 0.92 (loss 8.40 -> 0.99) after 500, 1.17 after 800; the demo's 1200
+# updates on 10000 images 1.92.
 MIN_LOSS_RATIO = 4.0  # first logged training loss / last logged one
-MIN_CIDER_GAIN = 0.25  # model CIDEr - baseline CIDEr
+MIN_CIDER_GAIN = 0.2  # model CIDEr - baseline CIDEr
 
 TRAIN_LOSS = re.compile(r"\| train_inner \|.* loss=([0-9.]+),.* num_updates=(\d+),")
 GENERATE_LINE = re.compile(r"^Generate test with beam=5: CIDEr ([0-9.]+) \|.*\(n=(\d+),", re.MULTILINE)
