@@ -8,11 +8,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from fairseq.dataclass import FairseqDataclass
 from fairseq.scoring import register_scorer
 
 from ofa_plugin.metrics.grounding import grounding_hit
-from ofa_plugin.metrics.published import PublishedPredictionScorer
+from ofa_plugin.metrics.published import PublishedPredictionScorer, PublishedScorerConfig
 
 _BIN_SYMBOL = re.compile(r"<bin_(\d+)>")
 
@@ -38,12 +37,7 @@ class GroundingPrediction:
         return {"uniq_id": self.uniq_id, "box": self.box}
 
 
-@dataclass
-class GroundingScorerConfig(FairseqDataclass):
-    """The grounding scorer has no options: it always reports Acc@0.5."""
-
-
-@register_scorer("ofa_grounding", dataclass=GroundingScorerConfig)
+@register_scorer("ofa_grounding", dataclass=PublishedScorerConfig)
 class GroundingScorer(PublishedPredictionScorer):
     """Acc@0.5 over the predictions the refcoco task published; predict JSON [{"uniq_id", "box"}]."""
 

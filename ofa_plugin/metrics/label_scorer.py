@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fairseq.dataclass import FairseqDataclass
 from fairseq.scoring import register_scorer
 
 from ofa_plugin.metrics.classification import accuracy, binary_f1, matthews_corrcoef
-from ofa_plugin.metrics.published import PublishedPredictionScorer
+from ofa_plugin.metrics.published import PublishedPredictionScorer, PublishedScorerConfig
 
 BINARY_METRICS = {"mcc": ("MCC", matthews_corrcoef), "f1": ("F1", binary_f1)}
 
@@ -40,12 +39,7 @@ class LabelPrediction:
         return {self.id_key: self.uniq_id, "answer": self.answer}
 
 
-@dataclass
-class LabelScorerConfig(FairseqDataclass):
-    """The accuracy scorer has no options: the task's predictions say which metrics are official."""
-
-
-@register_scorer("ofa_accuracy", dataclass=LabelScorerConfig)
+@register_scorer("ofa_accuracy", dataclass=PublishedScorerConfig)
 class LabelScorer(PublishedPredictionScorer):
     """Accuracy (and MCC/F1 where official) of the answers published by a closed-set task."""
 

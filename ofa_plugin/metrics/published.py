@@ -15,10 +15,12 @@ import json
 import logging
 import weakref
 from abc import abstractmethod
+from dataclasses import dataclass
 from collections import deque
 from pathlib import Path
 from typing import Any, Iterable, Protocol
 
+from fairseq.dataclass import FairseqDataclass
 from fairseq.scoring import BaseScorer
 from omegaconf import DictConfig
 
@@ -35,6 +37,11 @@ class Prediction(Protocol):
 
     def record(self) -> dict[str, Any]:
         """The sample's entry in the official predict JSON."""
+
+
+@dataclass
+class PublishedScorerConfig(FairseqDataclass):
+    """Published-prediction scorers have no options: the task's predictions carry all they need."""
 
 
 def publish_predictions(predictions: Iterable[Prediction]) -> None:

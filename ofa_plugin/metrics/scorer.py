@@ -10,12 +10,11 @@ METEOR when Java works, else the pure-Python fallback without METEOR; the line n
 """
 from dataclasses import dataclass
 
-from fairseq.dataclass import FairseqDataclass
 from fairseq.scoring import register_scorer
 
 from ofa_plugin.data.text import strip_punctuation
 from ofa_plugin.metrics.caption import CaptionScores, caption_scores
-from ofa_plugin.metrics.published import PublishedPredictionScorer
+from ofa_plugin.metrics.published import PublishedPredictionScorer, PublishedScorerConfig
 
 REFERENCE_SEPARATOR = "&&"
 # Metrics in the order of the printed line; BLEU-1..3 come last.
@@ -43,12 +42,7 @@ class CaptionPrediction:
         return {"image_id": self.image_id, "caption": self.caption}
 
 
-@dataclass
-class CaptionScorerConfig(FairseqDataclass):
-    """The caption scorer has no options: references are always split on "&&", the tokeniser is "auto"."""
-
-
-@register_scorer("ofa_caption", dataclass=CaptionScorerConfig)
+@register_scorer("ofa_caption", dataclass=PublishedScorerConfig)
 class CaptionScorer(PublishedPredictionScorer):
     """Scores the captions the caption task published with `caption_scores`."""
 

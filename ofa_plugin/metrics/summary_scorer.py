@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fairseq.dataclass import FairseqDataclass
 from fairseq.scoring import register_scorer
 
-from ofa_plugin.metrics.published import PublishedPredictionScorer
+from ofa_plugin.metrics.published import PublishedPredictionScorer, PublishedScorerConfig
 from ofa_plugin.metrics.rouge import ROUGE_TYPES, corpus_rouge
 
 ROUGE_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
@@ -37,12 +36,7 @@ class SummaryPrediction:
         return {"hyp": self.hyp, "ref": self.ref}
 
 
-@dataclass
-class SummaryScorerConfig(FairseqDataclass):
-    """The ROUGE scorer has no options: it always reports ROUGE-1/2/L F1 with stemming."""
-
-
-@register_scorer("ofa_rouge", dataclass=SummaryScorerConfig)
+@register_scorer("ofa_rouge", dataclass=PublishedScorerConfig)
 class SummaryScorer(PublishedPredictionScorer):
     """Mean ROUGE-1/2/L F1 (x100) of the summaries published by the gigaword task."""
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fairseq.dataclass import FairseqDataclass
 from fairseq.scoring import register_scorer
 
-from ofa_plugin.metrics.published import PublishedPredictionScorer
+from ofa_plugin.metrics.published import PublishedPredictionScorer, PublishedScorerConfig
 
 
 @dataclass
@@ -38,12 +37,7 @@ class VqaPrediction:
         return {"question_id": self.question_id, "answer": self.answer}
 
 
-@dataclass
-class VqaScorerConfig(FairseqDataclass):
-    """The VQA scorer has no options: it reports the official soft score."""
-
-
-@register_scorer("ofa_vqa", dataclass=VqaScorerConfig)
+@register_scorer("ofa_vqa", dataclass=PublishedScorerConfig)
 class VqaScorer(PublishedPredictionScorer):
     """Mean official VQA score of the answers the vqa_gen task published."""
 
