@@ -6,7 +6,7 @@ with optional drop-worst token selection, R-Drop regularisation and the two-batc
 form. Losses are sums over tokens in nats; fairseq divides the gradient by `sample_size`.
 """
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -30,7 +30,8 @@ class AdjustLabelSmoothedCrossEntropyConfig(FairseqDataclass):
         metadata={"help": "epsilon for label smoothing, 0 means no label smoothing"},
     )
     report_accuracy: bool = field(
-        default=False, metadata={"help": "report token accuracy (argmax over allowed tokens)"}
+        default=False,
+        metadata={"help": "log token accuracy: argmax over the allowed tokens == target"},
     )
     ignore_prefix_size: int = field(
         default=0, metadata={"help": "ignore the first N target positions of every row"}
@@ -90,16 +91,42 @@ def label_smoothed_nll_loss(
     return loss, nll
 
 
-def lowest_loss_indices(token_loss: Tensor, drop_ratio: float, mirrored: bool) -> Tensor:
-    """Indices of the `int(n * (1 - drop_ratio))` tokens with the smallest loss.
+def ranked_token_indices(
+    token_loss: Tensor, drop_ratio: float, mirrored: bool, largest: bool = False
+) -> Tensor:
+    """Indices of the `int(n * (1 - drop_ratio))` tokens with the smallest loss (drop-worst), or
+    with the largest loss when `largest` (drop-best).
 
     With `mirrored` (R-Drop) the choice is made on the first half and repeated on the second,
     so both copies of a token are kept or dropped together.
     """
     n = token_loss.size(0) // 2 if mirrored else token_loss.size(0)
     keep = int(n * (1 - drop_ratio))
-    indices = torch.topk(token_loss[:n], k=keep, largest=False).indices
+    indices = torch.topk(token_loss[:n], k=keep, largest=largest).indices
     return torch.cat([indices, indices + n]) if mirrored else indices
+
+
+class TokenLosses(NamedTuple):
+    """Per-token quantities of the target positions in the loss, kept aligned by `take`.
+
+    `lprobs` (N, V) are already multiplied by the conf weights; `allowed` is (N, V), (V,) or None.
+    """
+
+    lprobs: Tensor
+    target: Tensor
+    allowed: Optional[Tensor]
+    loss: Tensor
+    nll: Tensor
+
+    def take(self, indices: Tensor) -> "TokenLosses":
+        """The tokens at `indices` (a per-position allowed mask follows them)."""
+        allowed = self.allowed
+        if allowed is not None and allowed.dim() == 2:
+            allowed = allowed[indices]
+        return TokenLosses(
+            self.lprobs[indices], self.target[indices], allowed,
+            self.loss[indices], self.nll[indices],
+        )
 
 
 def symmetric_kl(lprobs: Tensor, allowed: Optional[Tensor] = None) -> Tensor:
@@ -121,8 +148,9 @@ def symmetric_kl(lprobs: Tensor, allowed: Optional[Tensor] = None) -> Tensor:
 def duplicate_for_rdrop(sample: Dict[str, Any]) -> Dict[str, Any]:
     """The batch twice over, `[x; x]` along dim 0, so one forward sees two dropout masks.
 
-    Tensors and NumPy arrays are tiled the same way (the official code repeats arrays element-wise,
-    reference §12.2 item 20) and the batch counts double; the input dict is left unchanged.
+    Tensors, NumPy arrays and per-sample lists are tiled the same way (the official code repeats
+    arrays element-wise, reference §12.2 item 20) and the batch counts double; other scalars (e.g.
+    `sample_patch_num`, which the official code doubles too) stay. The input dict is left unchanged.
     """
     doubled: Dict[str, Any] = {}
     for key, value in sample.items():
@@ -132,6 +160,8 @@ def duplicate_for_rdrop(sample: Dict[str, Any]) -> Dict[str, Any]:
             doubled[key] = torch.cat([value, value], dim=0)
         elif isinstance(value, np.ndarray) and value.ndim > 0:
             doubled[key] = np.concatenate([value, value], axis=0)
+        elif isinstance(value, list):
+            doubled[key] = value + value
         elif key in RDROP_COUNT_KEYS:
             doubled[key] = value * 2
         else:
@@ -225,7 +255,11 @@ class AdjustLabelSmoothedCrossEntropyCriterion(FairseqCriterion):
     def _forward_batch(
         self, model, sample: Dict[str, Any], update_num: int
     ) -> Tuple[Tensor, int, Dict[str, Any]]:
-        """One collated batch: loss sum over kept tokens and its logging output."""
+        """One collated batch: loss sum over kept tokens and its logging output.
+
+        Accuracy counts argmax hits (over the allowed tokens) at every position that enters the
+        loss before any token dropping, both R-Drop copies included.
+        """
         if self.use_rdrop:
             sample = duplicate_for_rdrop(sample)
         net_output = model(**sample["net_input"])
@@ -318,23 +352,32 @@ class AdjustLabelSmoothedCrossEntropyCriterion(FairseqCriterion):
         weights: Optional[Tensor],
         update_num: int,
     ) -> Tuple[Tensor, Tensor, int]:
-        """Summed smoothed loss (plus R-Drop KL), summed nll and the number of kept tokens.
+        """Summed loss (plus R-Drop KL), summed nll and the number of tokens in the loss.
 
         The conf weights multiply the log-probabilities themselves (official behaviour), so they
-        scale nll, smoothing and the R-Drop term alike.
+        scale nll, smoothing and the R-Drop term alike. Subclasses change the token selection
+        (`select_tokens`) and the per-token loss sum (`summed_loss`).
         """
         if weights is not None:
             lprobs = lprobs * weights.to(lprobs.dtype).unsqueeze(-1)
         token_loss, token_nll = label_smoothed_nll_loss(lprobs, target, self.eps, allowed)
-        if self.drop_worst_ratio > 0 and update_num > self.drop_worst_after:
-            indices = lowest_loss_indices(token_loss, self.drop_worst_ratio, self.use_rdrop)
-            token_loss, token_nll, lprobs = token_loss[indices], token_nll[indices], lprobs[indices]
-            if allowed is not None and allowed.dim() == 2:
-                allowed = allowed[indices]
-        loss = token_loss.sum()
+        tokens = TokenLosses(lprobs, target, allowed, token_loss, token_nll)
+        tokens = self.select_tokens(tokens, update_num)
+        loss = self.summed_loss(tokens)
         if self.use_rdrop:
-            loss = loss + self.reg_alpha * symmetric_kl(lprobs, allowed)
-        return loss, token_nll.sum(), token_loss.numel()
+            loss = loss + self.reg_alpha * symmetric_kl(tokens.lprobs, tokens.allowed)
+        return loss, tokens.nll.sum(), tokens.loss.numel()
+
+    def select_tokens(self, tokens: TokenLosses, update_num: int) -> TokenLosses:
+        """The tokens that enter the loss: all, or the lowest-loss ones once drop-worst is on."""
+        if self.drop_worst_ratio > 0 and update_num > self.drop_worst_after:
+            indices = ranked_token_indices(tokens.loss, self.drop_worst_ratio, self.use_rdrop)
+            tokens = tokens.take(indices)
+        return tokens
+
+    def summed_loss(self, tokens: TokenLosses) -> Tensor:
+        """The loss of the selected tokens before the R-Drop term: their smoothed losses summed."""
+        return tokens.loss.sum()
 
     @classmethod
     def reduce_metrics(cls, logging_outputs: List[Dict[str, Any]]) -> None:

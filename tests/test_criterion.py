@@ -433,3 +433,117 @@ def test_half_precision_logits_give_a_float32_loss(logits, dtype):
     reference, _, _ = make_criterion()(RowLogits(half.float()), make_sample(TARGET))
     assert loss.dtype == torch.float32
     assert loss.item() == pytest.approx(reference.item(), rel=1e-6)
+
+
+def symmetric_kl_over(p: torch.Tensor, q: torch.Tensor, allowed: list) -> float:
+    """Direct R-Drop term for (N, V) logits renormalised over the token set `allowed`."""
+    lp, lq = F.log_softmax(p[:, allowed].double(), -1), F.log_softmax(q[:, allowed].double(), -1)
+    return float(0.5 * ((lp.exp() * (lp - lq)).sum() + (lq.exp() * (lq - lp)).sum()))
+
+
+def test_rdrop_kl_is_restricted_to_the_constraint_range(logits):
+    q = logits + torch.randn(logits.shape, generator=torch.Generator().manual_seed(3))
+    target = torch.tensor([[6, 7, EOS, PAD], [7, 6, 6, EOS]])
+    model = TwoPassLogits(logits, q)
+    criterion = make_criterion(use_rdrop=True, reg_alpha=0.5, constraint_range="6,8")
+    loss, sample_size, _ = criterion(model, make_sample(target))
+    allowed = [0, 1, 2, 3, 6, 7]
+    tokens = [(b, t) for b in range(2) for t in range(4) if target[b, t] != PAD]
+    ce = sum(smoothed_ce(x[b, t], int(target[b, t]), 0.1, allowed)[0]
+             for x in (logits, q) for b, t in tokens)
+    keep = target.ne(PAD)
+    kl = symmetric_kl_over(logits[keep], q[keep], allowed)
+    assert kl > 0.05 and sample_size == 14
+    assert loss.item() == pytest.approx(ce + 0.5 * kl, rel=1e-5)
+    loss.backward()
+    assert torch.isfinite(model.p.grad).all() and torch.isfinite(model.q.grad).all()
+
+
+def test_rdrop_with_constraint_masks_is_finite_and_smooths_per_row(logits):
+    """Per-position masks (the official code gives NaN here): KL over each row's allowed set."""
+    q = logits + torch.randn(logits.shape, generator=torch.Generator().manual_seed(4))
+    masks = torch.zeros(2, 4, V, dtype=torch.bool)
+    allowed_sets = {}
+    for index, (b, t) in enumerate(TOKENS):
+        allowed_sets[(b, t)] = sorted({0, 1, 2, 3, int(TARGET[b, t]), 4 + index % 5})
+        masks[b, t, allowed_sets[(b, t)]] = True
+    model = TwoPassLogits(logits, q)
+    loss, _, _ = make_criterion(use_rdrop=True, reg_alpha=1.0)(
+        model, make_sample(TARGET, constraint_masks=masks)
+    )
+    expected = 0.0
+    for key in TOKENS:
+        allowed = allowed_sets[key]
+        expected += sum(smoothed_ce(x[key], int(TARGET[key]), 0.1, allowed)[0] for x in (logits, q))
+        expected += symmetric_kl_over(logits[key][None], q[key][None], allowed)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert torch.isfinite(model.p.grad).all() and model.p.grad[~masks].abs().max() == 0
+
+
+def test_rdrop_doubles_lists_but_not_other_scalars():
+    sample = make_sample(TARGET, uniq_id=["a", "b"])
+    sample["net_input"]["sample_patch_num"] = 3
+    doubled = duplicate_for_rdrop(sample)
+    assert doubled["uniq_id"] == ["a", "b", "a", "b"] and sample["uniq_id"] == ["a", "b"]
+    assert doubled["net_input"]["sample_patch_num"] == 3  # the official code doubles it to 6
+
+
+def test_pretraining_pair_with_rdrop_and_no_patch_sampling(logits):
+    seen = []
+
+    class Recorder(RowLogits):
+        def forward(self, src_tokens, **net_input):
+            seen.append((src_tokens.size(0), net_input.get("sample_patch_num")))
+            return super().forward(src_tokens)
+
+    other = torch.tensor([[4, EOS, PAD, PAD], [5, 6, 7, EOS]])
+    pair = (make_sample(TARGET), make_sample(other))
+    model = Recorder(torch.cat([logits, logits]))
+    _, _, log = make_criterion(use_rdrop=True, sample_patch_num=5)(model, pair)
+    assert seen == [(4, 5), (4, None)]
+    assert (log["sample_size_v1"], log["sample_size_v2"], log["nsentences"]) == (14, 12, 8)
+    seen.clear()
+    make_criterion(sample_patch_num=0)(Recorder(logits), pair)
+    assert seen == [(2, None), (2, None)]
+
+
+def one_hot_table(predictions: torch.Tensor) -> torch.Tensor:
+    """Logits (B, T, V) whose argmax at each position is `predictions[b, t]`."""
+    table = torch.full((*predictions.shape, V), -5.0)
+    return table.scatter_(-1, predictions.unsqueeze(-1), 5.0)
+
+
+def test_accuracy_is_argmax_over_allowed_tokens_before_dropping():
+    predictions = torch.tensor([[5, 0, 7, EOS], [8, 4, 4, 4]])  # 4 hits of 7 at full vocabulary
+    table = one_hot_table(predictions)
+    table[0, 1, 6] = 4.0  # runner-up at (0, 1) is the target 6, but 0 wins over the full vocabulary
+    masks = torch.ones(2, 4, V, dtype=torch.bool)
+    masks[0, 1, 0] = False  # ... and is disallowed here, so the target becomes the argmax
+    criterion = make_criterion(report_accuracy=True, drop_worst_ratio=0.5)
+    _, sample_size, log = criterion(RowLogits(table), make_sample(TARGET), update_num=1)
+    assert (log["n_correct"], log["total"], sample_size) == (4, 7, 3)
+    _, _, log = criterion(RowLogits(table), make_sample(TARGET, constraint_masks=masks), 1)
+    assert (log["n_correct"], log["total"]) == (5, 7)
+    _, _, log = make_criterion(report_accuracy=True, ignore_prefix_size=1)(
+        RowLogits(table), make_sample(TARGET)
+    )
+    assert (log["n_correct"], log["total"]) == (2, 5)
+
+
+def test_accuracy_with_rdrop_and_pretraining_pairs():
+    p = one_hot_table(torch.tensor([[5, 0, 7, EOS], [8, 4, 4, 4]]))  # 4 hits
+    q = one_hot_table(torch.tensor([[5, 6, 7, EOS], [8, 9, EOS, 4]]))  # 7 hits
+    criterion = make_criterion(report_accuracy=True, use_rdrop=True)
+    _, _, log = criterion(TwoPassLogits(p, q), make_sample(TARGET))
+    assert (log["n_correct"], log["total"]) == (11, 14)
+    _, _, pair_log = make_criterion(report_accuracy=True)(
+        RowLogits(torch.cat([p, q])), [make_sample(TARGET), make_sample(TARGET, net_input={
+            "src_tokens": torch.tensor([[2], [3]])})]
+    )
+    assert (pair_log["n_correct"], pair_log["total"]) == (11, 14)
+    with metrics.aggregate() as agg:
+        AdjustLabelSmoothedCrossEntropyCriterion.reduce_metrics([log, pair_log])
+        values = agg.get_smoothed_values()
+    assert values["accuracy"] == pytest.approx(round(2200 / 28, 3))
+    assert values["loss_v1"] == pytest.approx(pair_log["loss_v1"].item() / 7, abs=1e-3)
