@@ -123,8 +123,9 @@ class OFAEncoder(FairseqEncoder):
         return self.dropout(x)
 
     def _embed_images(self, patch_images: Tensor, patch_masks: Optional[Tensor], sample_patch_num: Optional[int]):
-        """Patch features (B, P, D), position ids (B, P), padding (B, P) and raw position embeddings."""
-        feats = self.embed_images(patch_images)
+        """Patch features (B, P, D), position ids (B, P), padding (B, P) and raw position embeddings.
+        The images are cast to the model's dtype: fairseq-generate halves the model, not the batch."""
+        feats = self.embed_images(patch_images.to(self.image_proj.weight.dtype))
         bsz, _, height, width = feats.shape
         num_patches = height * width
         ids = image_grid_position_ids(height, width, self.args.image_bucket_size).to(feats.device).expand(bsz, -1)

@@ -12,12 +12,9 @@ from .config import add_ofa_args, ofa_large_architecture, register_architectures
 from .decoder import OFADecoder
 from .embeddings import build_embedding
 from .encoder import OFAEncoder
+from .load_report import TIED_KEYS, describe_load, is_derived
 
 logger = logging.getLogger(__name__)
-
-# Buffers that are pure functions of the config: released checkpoints store them, our fixtures drop
-# them; either way the freshly computed tables are used (image_position_idx always, as official).
-DERIVED_BUFFERS = ("version", "token_rp_bucket", "image_rp_bucket", "image_position_idx")
 
 
 @register_model("ofa")
@@ -74,26 +71,39 @@ class OFAModel(FairseqEncoderDecoderModel):
         return self.decoder(prev_output_tokens, code_masks=code_masks, encoder_out=encoder_out,
                             features_only=features_only)
 
+    def load_state_dict(self, state_dict: Dict[str, Tensor], strict: bool = True, model_cfg=None, args=None):
+        """fairseq's (state-dict upgrade, then torch's load). Strict loads are checkpoint loads
+        (--restore-file, fairseq-generate) and log what came from the checkpoint; the EMA copies weights
+        into its own model non-strictly after every update, silently."""
+        report = describe_load(self.state_dict(), state_dict) if strict else None
+        result = super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
+        if report:
+            logger.info(report)
+        return result
+
     def upgrade_state_dict_named(self, state_dict: Dict[str, Tensor], name: str) -> None:
-        """Make an official (or our) checkpoint's state dict loadable into this model (reference §2.3)."""
+        """Make an official (or our) checkpoint's state dict loadable into this model (reference §2.3):
+        derived buffers recomputed, the tied projection and missing entries filled from this model."""
         prefix = f"{name}." if name else ""
         own = self.state_dict()
         _check_vocabulary(state_dict, own, prefix)
         for key, tensor in own.items():
-            if key.rsplit(".", 1)[-1] in DERIVED_BUFFERS:
+            if is_derived(key):
                 state_dict[prefix + key] = tensor
-        tied = prefix + "decoder.output_projection.weight"
-        if tied not in state_dict and prefix + "decoder.embed_tokens.weight" in state_dict:
-            state_dict[tied] = state_dict[prefix + "decoder.embed_tokens.weight"]
+        for tied, source in TIED_KEYS.items():
+            if prefix + tied not in state_dict and prefix + source in state_dict:
+                state_dict[prefix + tied] = state_dict[prefix + source]
         for side in ("encoder", "decoder"):
             _grow_image_positions(state_dict, own, prefix, f"{side}.embed_image_positions.weight")
-        missing = [key for key in own if prefix + key not in state_dict]
-        if missing:
-            logger.warning("checkpoint lacks %d entries, kept at their initial values: %s",
-                           len(missing), ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else ""))
-            for key in missing:
-                state_dict[prefix + key] = own[key]
+        for key, tensor in own.items():
+            state_dict.setdefault(prefix + key, tensor)
         super().upgrade_state_dict_named(state_dict, name)
+
+    def prepare_for_inference_(self, cfg) -> None:
+        """fairseq-generate halves the model for --fp16 but ignores --bf16: cast to bfloat16 for it."""
+        if cfg.common.bf16 and not cfg.common.fp16:
+            self.to(torch.bfloat16)
+        super().prepare_for_inference_(cfg)
 
 
 def _check_vocabulary(state_dict: Dict[str, Tensor], own: Dict[str, Tensor], prefix: str) -> None:

@@ -19,6 +19,8 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     ) from err
 
 from ofa_plugin import compat  # noqa: F401,E402  (must run before any checkpoint is loaded)
+from ofa_plugin import distributed_compat  # noqa: F401,E402  (torchrun on CPUs: see the module)
+from ofa_plugin import lr_scheduler  # noqa: F401,E402  (registers --lr-scheduler ofa_polynomial_decay)
 
 _SUBPACKAGES = ("models", "tasks", "criterions")
 _SOURCE_ROOT = Path(__file__).resolve().parent.parent

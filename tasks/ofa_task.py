@@ -19,6 +19,7 @@ from ofa_plugin.data.dataset import SampleBuilder, TSVTaskDataset
 from ofa_plugin.data.transforms import IMAGENET_MEAN, IMAGENET_STD, OFA_MEAN, OFA_STD
 from ofa_plugin.data.tsv import TSVFile
 from ofa_plugin.generate import OFASequenceGenerator
+from ofa_plugin.lr_scheduler import forget_train_batches, record_train_batches
 from ofa_plugin.trie import AnswerTrie
 from ofa_plugin.vocab import build_ofa_dictionary, build_tokenizer
 
@@ -50,6 +51,12 @@ class OFAConfig(FairseqDataclass):
         "help": "start,end: restrict the criterion (and generation) to this token range plus specials"})
     skip_malformed_rows: bool = field(default=False, metadata={
         "help": "skip (count and log) TSV rows that cannot be read instead of stopping with an error"})
+    # options of the official vendored fairseq's checkpoint group; ofa_plugin.compat acts on them
+    use_ema_weights_to_init_param: bool = field(default=False, metadata={
+        "help": "--restore-file: start from the checkpoint's EMA weights (extra_state['ema']), if it has any"})
+    use_latest_weights_to_init_ema: bool = field(default=False, metadata={
+        "help": "--store-ema with --restore-file: start the EMA from the restored model weights even if the "
+                "checkpoint has EMA weights"})
 
 
 @dataclass
@@ -94,6 +101,7 @@ class OFATask(FairseqTask):
         dictionary = build_ofa_dictionary(os.path.join(cfg.bpe_dir, "dict.txt"), cfg.code_dict_size, cfg.num_bins)
         logger.info("dictionary: %d types (text + <mask> + %d codes + %d bins)", len(dictionary),
                     cfg.code_dict_size, cfg.num_bins)
+        forget_train_batches()
         return cls(cfg, dictionary, dictionary)
 
     @property
@@ -133,6 +141,13 @@ class OFATask(FairseqTask):
             skip_malformed=self.cfg.skip_malformed_rows,
         )
         logger.info("%s: %d rows from %s", split, len(tsv), path)
+
+    def get_batch_iterator(self, dataset, *args, **kwargs):
+        """fairseq's; the size of a training iterator is recorded for `--warmup-ratio` (ofa_plugin.lr_scheduler)."""
+        iterator = super().get_batch_iterator(dataset, *args, **kwargs)
+        if dataset is self.datasets.get("train"):
+            record_train_batches(len(iterator))
+        return iterator
 
     def build_sample_builder(self, split: str, tsv_path: str) -> SampleBuilder:
         raise NotImplementedError(f"task {type(self).__name__} does not define its samples")

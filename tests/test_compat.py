@@ -86,11 +86,19 @@ def test_numpy_scalars_from_numpy_1_and_2_load(value, module, tmp_path):
 
 
 def test_install_is_idempotent():
+    from fairseq.distributed import utils as distributed_utils
+    from fairseq.models.ema import EMA
+    from fairseq.trainer import Trainer
+
     view = checkpoint_utils.torch
+    wrapped = (EMA._step_internal, Trainer.load_checkpoint, distributed_utils.call_main)
     compat.install()
     assert checkpoint_utils.torch is view and view.load is compat.load_checkpoint_file
     assert view.save is torch.save
     assert set(compat.SAFE_GLOBALS) <= set(torch.serialization.get_safe_globals())
+    # the training fixes (tested in test_training_machinery.py) wrap each fairseq function once
+    assert (EMA._step_internal, Trainer.load_checkpoint, distributed_utils.call_main) == wrapped
+    assert all(getattr(function, "_ofa_wrapped", False) for function in wrapped)
 
 
 def _run(args: list, cwd: Path) -> str:
