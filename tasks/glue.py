@@ -10,7 +10,7 @@ MCC/F1) through the `ofa_accuracy` scorer; `fairseq-train` validation logs `acc`
 counts summed over all batches.
 """
 from dataclasses import dataclass, field
-from typing import ClassVar, Dict, List
+from typing import ClassVar, Dict, List, Sequence
 
 from fairseq import metrics
 from fairseq.tasks import register_task
@@ -88,9 +88,14 @@ class GlueTask(ClosedSetTaskMixin, OFATask):
         if not (self.extra_metrics and self.log_sums(logging_outputs, COUNT_KEYS)):
             return
         if "mcc" in self.extra_metrics:
-            metrics.log_derived("mcc", lambda m: round(mcc_from_counts(*(m[k].sum for k in COUNT_KEYS)), 4))
+            metrics.log_derived("mcc", lambda m: round(mcc_from_counts(*_summed(m, COUNT_KEYS)), 4))
         if "f1" in self.extra_metrics:
-            metrics.log_derived("F1", lambda m: round(f1_from_counts(m["_tp"].sum, m["_fp"].sum, m["_fn"].sum), 4))
+            metrics.log_derived("F1", lambda m: round(f1_from_counts(*_summed(m, ("_tp", "_fp", "_fn"))), 4))
+
+
+def _summed(meters, keys: Sequence[str]) -> List[float]:
+    """The meters' sums as floats (tensors after fairseq's all-reduce across processes)."""
+    return [float(meters[key].sum) for key in keys]
 
 
 @register_task("cola", dataclass=GlueConfig)

@@ -243,9 +243,10 @@ class OFATask(FairseqTask):
 
 
 def _rounded_ratio(sum_key: str, count_key: str, decimals: int):
-    """A derived meter: the summed `sum_key` over the summed `count_key`, rounded."""
+    """A derived meter: the summed `sum_key` over the summed `count_key`, rounded (the sums are tensors
+    after fairseq's all-reduce across processes, and tensors cannot be `round`ed)."""
     def derived(meters) -> float:
-        return round(meters[sum_key].sum / meters[count_key].sum, decimals)
+        return round(float(meters[sum_key].sum) / float(meters[count_key].sum), decimals)
     return derived
 
 

@@ -17,9 +17,8 @@ the beam score including the forced prompt's log-probs (beamsearch, as official)
 for the `ofa_vqa` scorer, which prints the official score (confidence of the predicted answer) and writes
 `{gen_subset}_predict.json` with `--results-path`.
 
-With `--uses-ema` (and fairseq's `--store-ema`), validation scores the EMA model the trainer passes in.
-Stock fairseq's EMA cannot average the model's int64 buffers yet, so `--store-ema` training fails until
-issue 4 fixes that; the option is accepted and wired.
+With `--uses-ema` (and fairseq's `--store-ema`), validation scores the EMA model the trainer passes in
+(ofa_plugin/compat.py makes fairseq's EMA copy integer buffers instead of averaging them).
 """
 from dataclasses import dataclass, field
 from typing import List, Optional

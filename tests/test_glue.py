@@ -141,11 +141,15 @@ def test_answers_must_be_single_tokens_and_candidates():
 @pytest.mark.parametrize("name, metric, value", [
     ("cola", "mcc", mcc_from_counts(5, 2, 6, 3)), ("mrpc", "F1", f1_from_counts(5, 2, 3)),
     ("qqp", "F1", f1_from_counts(5, 2, 3)), ("rte", None, None)])
-def test_validation_metrics_from_summed_counts(name, metric, value):
-    """acc (and MCC / F1) from the counts of all batches, not averaged per batch."""
+@pytest.mark.parametrize("all_reduced", [False, True], ids=["one-process", "all-reduced"])
+def test_validation_metrics_from_summed_counts(name, metric, value, all_reduced):
+    """acc (and MCC / F1) from the counts of all batches, not averaged per batch; with several processes
+    fairseq hands the sums over as tensors (round() on them used to crash every multi-process validation)."""
     sizes = {"ntokens": 8, "nsentences": 8, "sample_size": 8}
     logs = [{"_score_sum": 7, "_score_cnt": 10, "_tp": 3, "_fp": 2, "_tn": 4, "_fn": 1, **sizes},
             {"_score_sum": 4, "_score_cnt": 6, "_tp": 2, "_fp": 0, "_tn": 2, "_fn": 2, **sizes}]
+    if all_reduced:
+        logs = [{key: torch.tensor(float(count)) for key, count in log.items()} for log in logs]
     task = _task(name)
     with metrics.aggregate() as aggregator:
         task.reduce_metrics(logs, _NoLossCriterion())

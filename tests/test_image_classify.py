@@ -16,7 +16,7 @@ from torchvision import transforms
 
 import ofa_plugin  # noqa: F401  (registers the plugin's tasks and scorers)
 from ofa_plugin.data.collate import BATCH_EXTRAS
-from ofa_plugin.data.image_classify import OFA_AUGMENT_OPS
+from ofa_plugin.data.image_classify import OFA_AUGMENT_OPS, posterize_to_black_at_zero_bits
 from ofa_plugin.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ofa_plugin.metrics.label_scorer import LabelScorer
 from ofa_plugin.tasks.closed_set import CandidateChoice
@@ -111,6 +111,19 @@ def test_training_transform_is_the_official_augmentation(class_file):
     torch.manual_seed(0)
     assert transform(Image.new("RGB", (50, 40), (10, 200, 30))).shape == (3, 32, 32)
     assert isinstance(task.build_sample_builder("valid", "rows.tsv").transform, transforms.Compose)
+
+
+def test_posterize_at_magnitude_ten_gives_a_black_image_instead_of_crashing(class_file):
+    """timm's PosterizeIncreasing keeps 0 bits at magnitude 10, which Pillow >= 10 refuses; training used to crash."""
+    task = _task(class_file, patch_image_size=32)
+    timm_rand_augment = task.build_sample_builder("train", "rows.tsv").transform.transforms[2]
+    posterize = [op for op in timm_rand_augment.ops if op.name == "PosterizeIncreasing"]
+    assert posterize, "rand-m9-mstd0.5-inc1 has PosterizeIncreasing"
+    op = posterize[0]
+    op.magnitude, op.magnitude_std, op.prob = 10, 0, 1.0
+    image = Image.new("RGB", (8, 8), (200, 120, 60))
+    assert op(image).getextrema() == ((0, 0), (0, 0), (0, 0))
+    assert posterize_to_black_at_zero_bits(image, 2).getpixel((0, 0)) == (192, 64, 0)
 
 
 # ------------------------------------------------------------------ hypotheses on the fixture checkpoint

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Sequence
 
 from fairseq.data import Dictionary
-from PIL import Image
+from PIL import Image, ImageOps
 from timm.data import create_transform
 from timm.data.auto_augment import AugmentOp, RandAugment
 from torch import nn
@@ -42,6 +42,24 @@ def ofa_random_augment() -> RandAugment:
     return RandAugment(ops, num_layers=OFA_AUGMENT_LAYERS)
 
 
+def posterize_to_black_at_zero_bits(img: Image.Image, bits_to_keep: int, **_: Any) -> Image.Image:
+    """timm's posterize, but 0 bits gives a black image (old Pillow's result, which the official recipe
+    trained with) instead of Pillow >= 10's ValueError: timm's "PosterizeIncreasing" asks for 0 bits at
+    magnitude 10, which rand-m9-mstd0.5 reaches now and then."""
+    if bits_to_keep >= 8:
+        return img
+    if bits_to_keep <= 0:
+        return img.point(lambda _: 0)
+    return ImageOps.posterize(img, bits_to_keep)
+
+
+def _allow_zero_bit_posterize(rand_augment: RandAugment) -> None:
+    """Swap the posterize function of timm's RandAugment ops for the zero-bit-tolerant one."""
+    for op in rand_augment.ops:
+        if getattr(op, "name", "").startswith("Posterize"):
+            op.aug_fn = posterize_to_black_at_zero_bits
+
+
 def classify_train_transform(size: int, mean: Sequence[float], std: Sequence[float]) -> transforms.Compose:
     """PIL RGB image -> augmented, normalised (3, size, size) tensor, as the official training recipe:
     timm's `create_transform` (random resized crop, flip, RandAugment rand-m9-mstd0.5-inc1, colour
@@ -55,6 +73,7 @@ def classify_train_transform(size: int, mean: Sequence[float], std: Sequence[flo
     if len(after) != 1:
         raise RuntimeError(f"timm's training pipeline has changed: expected one RandAugment step in {timm_steps}")
     split = after[0] + 1
+    _allow_zero_bit_posterize(timm_steps[after[0]])
     return transforms.Compose([*timm_steps[:split], ofa_random_augment(), *timm_steps[split:]])
 
 
