@@ -13,7 +13,8 @@ setup(
     version="0.1.0",
     description="OFA (One For All) as a plugin for stock fairseq",
     python_requires=">=3.10",
-    packages=["ofa_plugin", "ofa_plugin.data", "ofa_plugin.data.toyworld", "ofa_plugin.metrics"]
+    packages=["ofa_plugin", "ofa_plugin.convert", "ofa_plugin.data", "ofa_plugin.data.toyworld", "ofa_plugin.metrics",
+              "ofa_plugin.report"]
     + [f"ofa_plugin.{name}" for name in SUBPACKAGES],
     package_dir={f"ofa_plugin.{name}": name for name in SUBPACKAGES},
     install_requires=[

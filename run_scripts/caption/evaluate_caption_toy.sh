@@ -9,8 +9,9 @@
 # references, printed as "Most-frequent-caption baseline (...): CIDEr z ...".
 # Hardware: 2 CPU cores, about 20 seconds for 200 test images; with Java on PATH (COCO tokenizer and
 # METEOR) add 10-15 s to the generation and to the baseline.
-# Expected (measured, seed 1, 200 test images): CIDEr 1.92 after the default train_caption_toy.sh run on
-# a 10000-image world (run_demo.sh), 1.17 after 800 updates on 5000 images; 0.52 for the baseline.
+# Expected (measured, seed 1, 200 test images): CIDEr 1.92 after the default train_caption_toy.sh run
+# (1200 updates) on a 10000-image world, 1.70 after 900 updates (run_demo.sh), 1.17 after 800 updates on
+# 5000 images; 0.52 for the baseline.
 #
 # Usage: evaluate_caption_toy.sh DATA_DIR CHECKPOINT [extra fairseq-generate flags]
 # Environment: PATCH_IMAGE_SIZE (default 32, the size the checkpoint was trained with).

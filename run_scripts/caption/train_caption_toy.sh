@@ -3,16 +3,17 @@
 #
 # What: an `ofa_nano` model (2+2 layers, dim 128, the 3-stage bottleneck "resnet18" trunk) with the
 # released models' NormFormer flags (--scale-attn --scale-fc --scale-heads --disable-entangle), from
-# random weights, on caption_train.tsv of a toy world (python -m ofa_plugin.data.toyworld --tasks caption):
-# one caption per image, images resized to 32x32 px, batches of 32, Adam at 1e-3 with 50 warmup updates
-# and linear decay to 0 at MAX_UPDATE, no dropout, no label smoothing.
+# random weights (the shared toy recipe, run_scripts/demo/toy_recipe.sh), on caption_train.tsv of a toy
+# world (python -m ofa_plugin.data.toyworld --tasks caption): one caption per image, images resized to
+# 32x32 px, batches of 32, Adam at 1e-3 with 50 warmup updates and linear decay to 0 at MAX_UPDATE, no
+# dropout, no label smoothing.
 # Hardware: sized for 2 CPU cores, no GPU (--cpu): about 0.3 s per update, so the default 1200 updates
 # take about 6 minutes.
 # Expected (measured, seed 1): training loss (nats per token) about 8.4 at update 25, 0.92 at update 800,
 # 0.85 at 1200. With evaluate_caption_toy.sh on 200 test images: CIDEr 1.17 after 800 updates on a
-# 5000-image world, 1.92 after 1200 updates on a 10000-image world; the most-frequent-caption baseline
-# scores 0.52. The model first learns the captions' language alone (CIDEr at the baseline's level) and
-# starts to use the image after about 200-300 updates.
+# 5000-image world, 1.70 after 900 (run_demo.sh) and 1.92 after 1200 updates on a 10000-image world; the
+# most-frequent-caption baseline scores 0.52. The model first learns the captions' language alone (CIDEr
+# at the baseline's level) and starts to use the image after about 200-300 updates.
 #
 # Usage: train_caption_toy.sh DATA_DIR SAVE_DIR [extra fairseq-train flags, e.g. --log-format json]
 #   DATA_DIR  holds caption_{train,valid}.tsv and vocab/{spm.model,dict.txt}
@@ -29,18 +30,12 @@ SAVE="${2:?usage: train_caption_toy.sh DATA_DIR SAVE_DIR [fairseq-train flags]}"
 shift 2
 MAX_UPDATE="${MAX_UPDATE:-1200}"
 LR="${LR:-1e-3}"
+source "$REPO/run_scripts/demo/toy_recipe.sh"
 
-# Validation is off: the caption task scores captions with fairseq-generate (evaluate_caption_toy.sh),
-# and a loss on "&&"-joined reference lists means nothing.
+# Validation is off (TOY_RECIPE): fairseq-generate scores the captions (evaluate_caption_toy.sh), and a
+# loss on "&&"-joined reference lists means nothing.
 fairseq-train "$DATA/caption_train.tsv,$DATA/caption_valid.tsv" \
-  --user-dir "$REPO/ofa_plugin" --task caption --arch ofa_nano --resnet-type resnet18 \
+  --user-dir "$REPO/ofa_plugin" --task caption \
   --bpe sentencepiece --bpe-dir "$DATA/vocab" --selected-cols 0,4,2 \
   --patch-image-size 32 --max-src-length 80 --max-tgt-length 20 \
-  --scale-attn --scale-fc --scale-heads --disable-entangle --dropout 0.0 --attention-dropout 0.0 \
-  --criterion adjust_label_smoothed_cross_entropy --label-smoothing 0.0 \
-  --optimizer adam --adam-betas "(0.9,0.999)" --adam-eps 1e-08 --lr "$LR" \
-  --lr-scheduler polynomial_decay --warmup-updates 50 --total-num-update "$MAX_UPDATE" --max-update "$MAX_UPDATE" \
-  --batch-size 32 --num-workers 0 --cpu --seed 1 \
-  --log-format simple --log-interval 25 \
-  --save-dir "$SAVE" --no-epoch-checkpoints --disable-validation \
-  "$@"
+  "${TOY_RECIPE[@]}" "$@"

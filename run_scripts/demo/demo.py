@@ -1,0 +1,222 @@
+"""The demo's driver (run_demo.sh runs it): three OFA tasks trained and scored with the stock fairseq CLIs
+on the toy world, then a terminal table and an HTML report.
+
+Stages: write the toy world; for captioning, VQA and grounding (refcoco) in turn, train from scratch
+with run_scripts/<task>/train_<task>_toy.sh (progress: the loss every PRINT_EVERY updates) and score
+the test rows with evaluate_<task>_toy.sh, which also prints the task's trivial baseline;
+then OUT/demo.html (ofa_plugin.report). Each CLI's full output stays in OUT/<task>/{train,generate}.log.
+Environment: OUT (default outputs/demo), CAPTION_UPDATES, VQA_UPDATES, REFCOCO_UPDATES (training
+lengths), NUM_TRAIN (training rows per task).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NoReturn
+
+# Importing the plugin imports fairseq and torch, which warn about optional packages and deprecations;
+# the demo's own output stays readable (the CLIs' logs keep everything).
+warnings.filterwarnings("ignore", category=FutureWarning)
+logging.getLogger("fairseq").setLevel(logging.WARNING)
+
+from ofa_plugin.report.curves import line_chart_svg
+from ofa_plugin.report.examples import caption_examples, grounding_examples, vqa_examples
+from ofa_plugin.report.html_page import BOX_LEGEND, Section, caption_card, grounding_card, render_page, vqa_card
+from ofa_plugin.report.metrics_table import MetricRow, text_table
+from ofa_plugin.report.training_log import loss_point, read_training_log
+
+REPO = Path(__file__).resolve().parents[2]
+NUM_TEST = 200
+PRINT_EVERY = 100  # updates between progress lines
+SEED = 1
+
+
+def _find(pattern: str, text: str, log: Path) -> re.Match[str]:
+    match = re.search(pattern, text, re.MULTILINE)
+    if match is None:
+        sys.exit(f"no line matching {pattern!r} in {log}")
+    return match
+
+
+@dataclass(frozen=True)
+class Task:
+    """One demo task: its run scripts, training length, and how its scores are read from the output."""
+
+    name: str  # run_scripts/<name>/{train,evaluate}_<name>_toy.sh
+    title: str
+    updates_env: str
+    default_updates: int
+    test_rows: str  # what the test rows are, for the progress line
+    metrics: Callable[[str, Path], list[MetricRow]]  # evaluation output, its log -> [MetricRow]
+
+    @property
+    def updates(self) -> int:
+        return int(os.environ.get(self.updates_env, self.default_updates))
+
+
+def caption_metrics(text: str, log: Path) -> list[MetricRow]:
+    model = _find(r"^Generate test with beam=5: CIDEr ([0-9.]+) \| BLEU-4 ([0-9.]+)", text, log)
+    base = _find(r'^Most-frequent-caption baseline \("([^"]*)".*: CIDEr ([0-9.]+) \| BLEU-4 ([0-9.]+)', text, log)
+    name = f'the most frequent training caption ("{base[1]}") for every image'
+    return [MetricRow("captioning", "CIDEr", float(model[1]), float(base[2]), name),
+            MetricRow("captioning", "BLEU-4", float(model[2]), float(base[3]), name)]
+
+
+def vqa_metrics(text: str, log: Path) -> list[MetricRow]:
+    model = _find(r"^Generate test.*: VQA accuracy ([0-9.]+)", text, log)
+    base = _find(r'^Most-frequent-answer baseline \("([^"]*)"\): VQA accuracy ([0-9.]+)', text, log)
+    return [MetricRow("VQA", "VQA accuracy", float(model[1]), float(base[2]),
+                      f'the most frequent training answer ("{base[1]}") for every question')]
+
+
+def refcoco_metrics(text: str, log: Path) -> list[MetricRow]:
+    model = _find(r"^Generate test.*: Acc@0\.5 ([0-9.]+)", text, log)
+    base = _find(r"^Centred-box baseline: Acc@0\.5 ([0-9.]+)", text, log)
+    return [MetricRow("grounding", "Acc@0.5", float(model[1]), float(base[1]),
+                      "a box of the mean training size at the centre of every image")]
+
+
+TASKS = (
+    Task("caption", "Image captioning", "CAPTION_UPDATES", 900, "test images", caption_metrics),
+    Task("vqa", "Visual question answering", "VQA_UPDATES", 300, "test questions", vqa_metrics),
+    Task("refcoco", "Visual grounding (refcoco)", "REFCOCO_UPDATES", 400, "test expressions", refcoco_metrics),
+)
+
+
+def _env() -> dict:
+    """The repository's venv first on PATH, so the scripts find its fairseq CLIs and python."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _fail(what: str, log: Path) -> NoReturn:
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+    sys.exit(f"{what} failed; see {log}\n{tail}")
+
+
+def run_logged(what: str, args: list, log: Path, env: dict) -> str:
+    """Run a command with its output in `log`; exit with the log's tail if it fails."""
+    with log.open("w") as handle:
+        code = subprocess.run([str(a) for a in args], env=env, stdout=handle, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        _fail(what, log)
+    return log.read_text(errors="replace")
+
+
+def train(task: Task, data: Path, out: Path, env: dict) -> None:
+    """Train with the task's toy recipe, printing the loss every PRINT_EVERY updates as it goes."""
+    log = out / "train.log"
+    script = REPO / "run_scripts" / task.name / f"train_{task.name}_toy.sh"
+    with log.open("w") as handle, subprocess.Popen(
+            ["bash", str(script), str(data), str(out / "checkpoints")], env={**env, "MAX_UPDATE": str(task.updates)},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+        first = True
+        for line in process.stdout:
+            handle.write(line)
+            point = loss_point(line)
+            if point and (first or point[0] % PRINT_EVERY == 0 or point[0] == task.updates):
+                print(f"  update {point[0]:5d}: loss {point[1]:.3f}", flush=True)
+                first = False
+            elif "done training in" in line:
+                print("  " + line.rsplit("| ", 1)[-1].strip(), flush=True)
+    if process.returncode != 0:
+        _fail("fairseq-train", log)
+
+
+def evaluate(task: Task, data: Path, out: Path, env: dict) -> list[MetricRow]:
+    """Score the test rows (predictions to OUT/<task>/results/test_predict.json) and read the metrics."""
+    log, results = out / "generate.log", out / "results"
+    script = REPO / "run_scripts" / task.name / f"evaluate_{task.name}_toy.sh"
+    checkpoint = out / "checkpoints" / "checkpoint_last.pt"
+    text = run_logged("fairseq-generate", ["bash", script, data, checkpoint, "--results-path", results], log, env)
+    # With --results-path fairseq-generate writes its per-sentence lines and the metric line there.
+    return task.metrics(text + (results / "generate-test.txt").read_text(), log)
+
+
+def baseline_notes(rows: list[MetricRow]) -> list[str]:
+    """What each task's trivial baseline predicts, once per task."""
+    return list(dict.fromkeys(f"{row.task}: {row.baseline_name}" for row in rows))
+
+
+def write_report(out: Path, data: Path, rows: list[MetricRow], seconds: float) -> Path:
+    """OUT/demo.html: the metrics, the three training curves and the first test images of each task."""
+    charts = [line_chart_svg(read_training_log(out / task.name / "train.log").points(), task.title,
+                             "update", "loss (nats/token)") for task in TASKS]
+    predictions = {task.name: out / task.name / "results" / "test_predict.json" for task in TASKS}
+    sections = [
+        Section("Captioning", "The model's caption (beam 5), then the references; green: equal to a reference.",
+                [caption_card(e) for e in caption_examples(data / "caption_test.tsv", predictions["caption"])]),
+        Section("VQA", "The question, the model's answer (best of all candidate answers) with its VQA score, "
+                       "and the annotated answers with their confidences.",
+                [vqa_card(e) for e in vqa_examples(data / "vqa_test.tsv", predictions["vqa"])]),
+        Section("Grounding", f"{BOX_LEGEND} A hit needs IoU >= 0.5 (Acc@0.5 counts the hits).",
+                [grounding_card(e) for e in grounding_examples(data / "refcoco_test.tsv", predictions["refcoco"])]),
+    ]
+    baselines = "Trivial baselines: " + "; ".join(baseline_notes(rows)) + "."
+    summary = (f"ofa_nano models trained from scratch with fairseq-train on the toy world (random scenes of coloured "
+               f"shapes), scored with fairseq-generate on {NUM_TEST} held-out rows per task; "
+               + ", ".join(f"{t.name} {t.updates} updates" for t in TASKS) + f"; whole run {seconds / 60:.1f} min.")
+    page = out / "demo.html"
+    page.write_text(render_page("OFA plugin demo: captioning, VQA, grounding", summary, rows, charts, sections,
+                                baselines))
+    return page
+
+
+def write_world(data: Path, num_train: int, env: dict) -> None:
+    """The toy world's TSVs and vocabulary for the demo's tasks, fresh for every run."""
+    run_logged("toy world", [sys.executable, "-m", "ofa_plugin.data.toyworld", "--out", data, "--seed", SEED,
+                             "--num-train", num_train, "--num-valid", 50, "--num-test", NUM_TEST,
+                             "--tasks", *(task.name for task in TASKS)], data.parent / "toyworld.log", env)
+
+
+def run_task(task: Task, data: Path, out: Path, env: dict) -> list[MetricRow]:
+    """Train and evaluate one task in `out`, printing progress and its scores."""
+    out.mkdir()
+    train(task, data, out, env)
+    print(f"  fairseq-generate on the {NUM_TEST} {task.test_rows} (log: {out / 'generate.log'})", flush=True)
+    started = time.monotonic()
+    rows = evaluate(task, data, out, env)
+    for row in rows:
+        print(f"  {row.metric}: model {row.model:.3f}, trivial baseline {row.baseline:.3f}", flush=True)
+    print(f"  evaluated in {time.monotonic() - started:.0f} s", flush=True)
+    return rows
+
+
+def main() -> None:
+    start = time.monotonic()
+    out = Path(os.environ.get("OUT", REPO / "outputs" / "demo")).resolve()
+    data, env, num_train = out / "data", _env(), int(os.environ.get("NUM_TRAIN", 10000))
+    for stale in [data, *(out / task.name for task in TASKS)]:
+        shutil.rmtree(stale, ignore_errors=True)
+    (out / "demo.html").unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    stages = 2 + len(TASKS)
+
+    print(f"== [1/{stages}] toy world -> {data} ({num_train} training and {NUM_TEST} test rows per task)", flush=True)
+    write_world(data, num_train, env)
+    rows = []
+    for number, task in enumerate(TASKS, start=2):
+        print(f"== [{number}/{stages}] {task.title}: fairseq-train, {task.updates} updates "
+              f"(log: {out / task.name / 'train.log'})", flush=True)
+        rows += run_task(task, data, out / task.name, env)
+
+    print(f"== [{stages}/{stages}] report", flush=True)
+    page = write_report(out, data, rows, time.monotonic() - start)
+    print("\n" + text_table(rows) + "\n")
+    print("Trivial baselines:\n" + "\n".join(f"  {note}" for note in baseline_notes(rows)))
+    print(f"\nReport with pictures and training curves: {page}")
+    seconds = time.monotonic() - start
+    print(f"Done in {seconds / 60:.1f} min ({seconds:.0f} s).")
+
+
+if __name__ == "__main__":
+    main()
