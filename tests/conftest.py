@@ -1,7 +1,11 @@
-"""Shared test fixtures: paths to ../shared, the official vocabulary, golden checks."""
+"""Shared test fixtures: paths to ../shared, the official vocabulary, golden checks, the toy caption model."""
+import os
+import re
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Mapping, Optional
+from typing import List, Mapping, Optional, Tuple
 
 import pytest
 
@@ -54,3 +58,61 @@ def official_command_as_fairseq_generate(golden: dict, tsv: Path, results: Path,
         if name not in EVALUATE_PY_SWITCHES:
             command.append(f"{name}={replaced[name]}" if name in replaced else flag)
     return command
+
+
+def cli_env() -> dict:
+    """This interpreter's fairseq CLIs first on PATH; no opt-out of the safe checkpoint loader."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    for opt_out in ("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "OFA_TRUST_CHECKPOINT"):
+        env.pop(opt_out, None)
+    return env
+
+
+def run_cli(args: list, log: Path, env: dict) -> str:
+    """Run a command, keep its output in `log`, fail with the output's tail if it fails."""
+    result = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log.write_text(result.stdout)
+    tail = "\n".join(result.stdout.splitlines()[-30:])
+    assert result.returncode == 0, f"{' '.join(map(str, args))} failed ({result.returncode}):\n{tail}"
+    return result.stdout
+
+
+CAPTION_GENERATE_LINE = re.compile(r"^Generate test with beam=5: CIDEr ([0-9.]+) \|.*\(n=(\d+),", re.MULTILINE)
+
+
+def caption_cider(generate_output: str) -> Tuple[float, int]:
+    """CIDEr and number of images of the "Generate test with beam=5: CIDEr ..." line of fairseq-generate."""
+    match = CAPTION_GENERATE_LINE.search(generate_output)
+    assert match, "no 'Generate test with beam=5: CIDEr ...' line in the fairseq-generate output"
+    return float(match.group(1)), int(match.group(2))
+
+
+@dataclass(frozen=True)
+class CaptionStage1:
+    """The toy caption model of run_scripts/caption/train_caption_toy.sh and its test-set evaluation."""
+
+    world: Path  # toy world (caption TSVs, vocab/)
+    checkpoint: Path
+    train_log: str  # fairseq-train output
+    generate_log: str  # evaluate_caption_toy.sh output on the test images
+    updates: int
+    num_test: int
+
+
+@pytest.fixture(scope="session")
+def caption_stage1(tmp_path_factory) -> CaptionStage1:
+    """Stage-1 captioning trained once per session (used by test_caption_e2e and test_scst): a 5000-image
+    toy world, train_caption_toy.sh for 400 updates (~200 s on 2 cores), evaluate_caption_toy.sh on 200
+    test images (~20 s)."""
+    updates, num_test = 400, 200
+    root, env = tmp_path_factory.mktemp("caption_stage1"), cli_env()
+    world, save = root / "world", root / "checkpoints"
+    scripts = REPO / "run_scripts" / "caption"
+    run_cli([sys.executable, "-m", "ofa_plugin.data.toyworld", "--out", world, "--seed", "1", "--num-train", "5000",
+             "--num-valid", "50", "--num-test", str(num_test), "--tasks", "caption"], root / "world.log", env)
+    train_log = run_cli(["bash", scripts / "train_caption_toy.sh", world, save], root / "train.log",
+                        {**env, "MAX_UPDATE": str(updates)})
+    checkpoint = save / "checkpoint_last.pt"
+    generate_log = run_cli(["bash", scripts / "evaluate_caption_toy.sh", world, checkpoint], root / "generate.log", env)
+    return CaptionStage1(world, checkpoint, train_log, generate_log, updates, num_test)
