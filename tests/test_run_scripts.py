@@ -10,7 +10,6 @@ of start-up each) down, the chains share one toy world written in-process (only 
 its own, through the script), and run two at a time. About 2.5 minutes on 2 idle CPU cores (19 fairseq
 processes).
 """
-import os
 import re
 import subprocess
 import time
