@@ -26,10 +26,10 @@ $(VENV)/.stamp-plugin: $(VENV)/.stamp-base setup.py
 	touch $@
 
 test: install
-	$(PY) -m pytest -q tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadfile --durations=25 tests
 
 test-fast: install
-	$(PY) -m pytest -q -m "not slow" tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadfile -m "not slow" tests
 
 demo: install
 	bash run_scripts/demo/run_demo.sh

@@ -27,5 +27,5 @@ setup(
         "pycocoevalcap>=1.2",
         "rouge-score>=0.1.2",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3"]},
 )

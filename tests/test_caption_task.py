@@ -58,7 +58,7 @@ def test_validation_generates_official_captions_and_logs_metrics(validating_task
     with torch.no_grad():
         _, _, log = task.valid_step(sample, model, criterion)
     assert log["_cider_cnt"] == len(expected)
-    with metrics.aggregate() as aggregated:
+    with metrics.aggregate(new_root=True) as aggregated:
         task.reduce_metrics([log], criterion)
         values = aggregated.get_smoothed_values()
     assert values["cider"] == pytest.approx(log["_cider_sum"] / len(expected), abs=1e-4)

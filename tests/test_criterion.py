@@ -290,7 +290,7 @@ def test_report_accuracy_counts_argmax_hits():
     criterion = make_criterion(report_accuracy=True)
     _, _, log = criterion(RowLogits(table), make_sample(TARGET))
     assert (log["n_correct"], log["total"]) == (4, 7)
-    with metrics.aggregate() as agg:
+    with metrics.aggregate(new_root=True) as agg:
         AdjustLabelSmoothedCrossEntropyCriterion.reduce_metrics([log, log])
         assert agg.get_smoothed_values()["accuracy"] == pytest.approx(round(400 / 7, 3))
 
@@ -303,7 +303,7 @@ def test_reduce_metrics_logs_nats_per_sample_size():
          "nsentences": 1, "sample_size": 2},
     ]
     assert AdjustLabelSmoothedCrossEntropyCriterion.logging_outputs_can_be_summed()
-    with metrics.aggregate() as agg:
+    with metrics.aggregate(new_root=True) as agg:
         AdjustLabelSmoothedCrossEntropyCriterion.reduce_metrics(logs)
         values = agg.get_smoothed_values()
     assert values["loss"] == pytest.approx(2.0)  # 10 / 5, no division by ln 2
@@ -368,7 +368,7 @@ def test_pretraining_pair_normalises_each_batch(logits, container):
     assert log["loss_v1"].item() == pytest.approx(l1, rel=1e-5)
     assert seen == [3, None]
     assert "sample_patch_num" not in first["net_input"]
-    with metrics.aggregate() as agg:
+    with metrics.aggregate(new_root=True) as agg:
         AdjustLabelSmoothedCrossEntropyCriterion.reduce_metrics([log])
         values = agg.get_smoothed_values()
     assert values["loss"] == pytest.approx(loss.item(), abs=1e-3)
@@ -542,7 +542,7 @@ def test_accuracy_with_rdrop_and_pretraining_pairs():
             "src_tokens": torch.tensor([[2], [3]])})]
     )
     assert (pair_log["n_correct"], pair_log["total"]) == (11, 14)
-    with metrics.aggregate() as agg:
+    with metrics.aggregate(new_root=True) as agg:
         AdjustLabelSmoothedCrossEntropyCriterion.reduce_metrics([log, pair_log])
         values = agg.get_smoothed_values()
     assert values["accuracy"] == pytest.approx(round(2200 / 28, 3))

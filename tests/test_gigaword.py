@@ -133,7 +133,7 @@ def test_validation_rouge_from_summed_scores(task):
     sizes = {"ntokens": 8, "nsentences": 2, "sample_size": 8}
     logs = [{"_rouge_cnt": 2, "_rouge1_f1_sum": 120.0, "_rougeL_recall_sum": 50.0, **sizes},
             {"_rouge_cnt": 3, "_rouge1_f1_sum": 30.0, "_rougeL_recall_sum": 100.0, **sizes}]
-    with metrics.aggregate() as aggregator:
+    with metrics.aggregate(new_root=True) as aggregator:
         task.reduce_metrics(logs, _NoLossCriterion())
         values = aggregator.get_smoothed_values()
     assert values["rouge1_f1"] == 30.0 and values["rougeL_recall"] == 30.0 and values["rouge2_f1"] == 0.0

@@ -151,7 +151,7 @@ def test_validation_metrics_from_summed_counts(name, metric, value, all_reduced)
     if all_reduced:
         logs = [{key: torch.tensor(float(count)) for key, count in log.items()} for log in logs]
     task = _task(name)
-    with metrics.aggregate() as aggregator:
+    with metrics.aggregate(new_root=True) as aggregator:
         task.reduce_metrics(logs, _NoLossCriterion())
         values = aggregator.get_smoothed_values()
     assert values["acc"] == round(11 / 16, 4)

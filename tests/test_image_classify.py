@@ -197,7 +197,7 @@ def test_validation_metric_uses_the_ema_model_under_uses_ema(class_file, monkeyp
         task.valid_step(sample, model, _Criterion())
     _, _, log = task.valid_step(sample, model, _Criterion(), ema_model=ema)
     assert (log["_score_sum"], log["_score_cnt"]) == (2, 3)
-    with metrics.aggregate() as aggregator:
+    with metrics.aggregate(new_root=True) as aggregator:
         task.reduce_metrics([log], _Criterion())
         assert aggregator.get_smoothed_values()["score"] == 0.667  # 3 decimals, as official
 

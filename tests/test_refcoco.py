@@ -155,6 +155,6 @@ def test_validation_reports_official_acc():
     criterion = AdjustLabelSmoothedCrossEntropyCriterion(task, sentence_avg=False, label_smoothing=0.1)
     _, _, log = task.valid_step(batch, models[0], criterion)
     assert (log["_score_sum"], log["_score_cnt"]) == (0, 3)
-    with metrics.aggregate() as aggregator:
+    with metrics.aggregate(new_root=True) as aggregator:
         task.reduce_metrics([log, {"_score_sum": 1, "_score_cnt": 1}], criterion)
         assert aggregator.get_smoothed_values()["score"] == 0.25

@@ -239,7 +239,7 @@ def test_criterion_scores_the_task_beam_hypotheses(tmp_path, monkeypatch):
                                    [[scst_wrap(r) for r in refs] for refs in references])
     assert log["score"] == pytest.approx(sum(s.sum() for s in scores), abs=1e-9)
 
-    with metrics.aggregate() as aggregated:
+    with metrics.aggregate(new_root=True) as aggregated:
         criterion.reduce_metrics([log, {**log, "score": 0.0}])
         values = aggregated.get_smoothed_values()
     assert values["score"] == pytest.approx(log["score"] / 18, abs=1e-3)

@@ -171,7 +171,7 @@ def test_validation_logs_official_snli_score(golden_setup):
     criterion = AdjustLabelSmoothedCrossEntropyCriterion(task, sentence_avg=False, label_smoothing=0.1)
     _, _, log = task.valid_step(batch, model, criterion)
     assert (log["_snli_score_sum"], log["_snli_score_cnt"]) == (GOLDEN["score_sum"], GOLDEN["score_cnt"]) == (3, 8)
-    with metrics.aggregate() as aggregator:
+    with metrics.aggregate(new_root=True) as aggregator:
         task.reduce_metrics([log, {"_snli_score_sum": 1, "_snli_score_cnt": 2}], criterion)
         assert aggregator.get_smoothed_values()["snli_score"] == 0.4
 

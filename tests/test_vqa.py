@@ -264,7 +264,7 @@ def test_scorer_scores_official_soft_accuracy_and_checks_targets():
 def test_validation_metric_is_the_mean_score():
     task = _vqa_task(ans2label_file=None)
     criterion = AdjustLabelSmoothedCrossEntropyCriterion(task, sentence_avg=False, label_smoothing=0.1)
-    with metrics.aggregate() as aggregator:
+    with metrics.aggregate(new_root=True) as aggregator:
         task.reduce_metrics([{"_vqa_score_sum": 1.6, "_vqa_cnt": 3}, {"_vqa_score_sum": 0.3, "_vqa_cnt": 2}],
                             criterion)
         assert aggregator.get_smoothed_values()["vqa_score"] == 0.38

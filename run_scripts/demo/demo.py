@@ -25,7 +25,6 @@ from typing import Callable, NoReturn
 # Importing the plugin imports fairseq and torch, which warn about optional packages and deprecations;
 # the demo's own output stays readable (the CLIs' logs keep everything).
 warnings.filterwarnings("ignore", category=FutureWarning)
-logging.getLogger("fairseq").setLevel(logging.WARNING)
 
 from ofa_plugin.report.curves import line_chart_svg
 from ofa_plugin.report.examples import caption_examples, grounding_examples, vqa_examples
@@ -192,6 +191,7 @@ def run_task(task: Task, data: Path, out: Path, env: dict) -> list[MetricRow]:
 
 
 def main() -> None:
+    logging.getLogger("fairseq").setLevel(logging.WARNING)  # here, not at import: tests import this module
     start = time.monotonic()
     out = Path(os.environ.get("OUT", REPO / "outputs" / "demo")).resolve()
     data, env, num_train = out / "data", _env(), int(os.environ.get("NUM_TRAIN", 10000))
