@@ -132,13 +132,22 @@ class OFADecoder(FairseqIncrementalDecoder):
         return torch.where(codes[:, None, None, None], bias(self.image_pos_ln), text)
 
     def _rel_bias(self, idx: int, tgt_len: int, queries: slice, codes: Optional[Tensor]) -> Tensor:
-        """This layer's relative bias (1|B, H, Tq, T): 1-D for text samples, 2-D for code samples."""
-        text = gather_bucket_bias(self.token_rel_pos_table_list[idx], self.token_rp_bucket[queries, :tgt_len])
+        """This layer's relative bias (1|B, H, Tq, T): 1-D for text samples, 2-D for code samples.
+
+        A batch of code samples only skips the text table: image generation decodes 1 + 1024 steps, one
+        more than the text bucket table (max_target_positions) holds.
+        """
         if codes is None:
-            return text.unsqueeze(0)
+            return self._text_rel_bias(idx, tgt_len, queries).unsqueeze(0)
         ids = self.image_position_idx[:tgt_len]
         image = gather_bucket_bias(self.image_rel_pos_table_list[idx], self.image_rp_bucket[ids[queries]][:, ids])
+        if bool(codes.all()):
+            return image.unsqueeze(0)
+        text = self._text_rel_bias(idx, tgt_len, queries)
         return torch.where(codes[:, None, None, None], image.unsqueeze(0), text.unsqueeze(0))
+
+    def _text_rel_bias(self, idx: int, tgt_len: int, queries: slice) -> Tensor:
+        return gather_bucket_bias(self.token_rel_pos_table_list[idx], self.token_rp_bucket[queries, :tgt_len])
 
     def _embedding_layer_norm(self, x: Tensor, codes: Optional[Tensor]) -> Tensor:
         if self.layernorm_embedding is None:
