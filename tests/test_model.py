@@ -363,6 +363,20 @@ def test_incremental_decoding_equals_teacher_forcing(vocab, impl, kind):
     close(steps, full)
 
 
+def test_a_whole_image_of_codes_may_outgrow_the_text_positions(vocab):
+    """Image generation decodes bos + (S/8)^2 codes: one step more than max_target_positions (1 + 1024
+    with the official 256 px and 1024); a batch of code samples never touches the text position tables."""
+    model = build(vocab, max_target_positions=16, code_image_size=32)  # 16 codes
+    codes = torch.tensor([True, True])
+    tokens = torch.stack([prev_tokens(vocab, 1, 17, seed=row, code=True)[0] for row in range(2)])
+    with torch.no_grad():
+        enc = encode(model, vocab, 2)
+        full, _ = model.decoder(tokens, code_masks=codes, encoder_out=enc)
+        steps = incremental_logits(model.decoder, tokens, enc, code_masks=codes)
+    assert full.shape[1] == 17
+    close(steps, full)
+
+
 @pytest.mark.parametrize("flags", [
     dict(disable_entangle=False), dict(decoder_prompt=True, decoder_prompt_length=3),
     dict(dropout=0.3, decoder_drop_path_rate=0.5),  # eval mode: no effect
