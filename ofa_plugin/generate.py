@@ -7,7 +7,10 @@ adds what stock fairseq lacks or gets wrong for OFA:
 - the official `--constraint-range start,end` (reference §7.2): at every step, the logits of every
   token outside [start, end) except the specials 0-3 are set to -inf before the log-softmax, so the
   allowed tokens are renormalised (e.g. 58457,59457 = only `<bin_*>` boxes);
-- the official answer-trie constraint of closed-set tasks (VQA beam search), applied the same way.
+- the official answer-trie constraint of closed-set tasks (VQA beam search), applied the same way;
+- image-code generation (`gen_code`, image_gen): the decoder gets `code_masks` (image-code positions
+  and norms) and bos/unk can never be generated (eos is kept out by `min_len` = number of codes; the
+  official generator bans bos/pad/eos/unk after the log-softmax instead, the same for sampling).
 """
 import logging
 import math
@@ -43,9 +46,10 @@ class ConstrainedEnsemble(EnsembleModel):
     reorders and prunes through `reorder_encoder_out`, so the lengths are reordered there too.
     """
 
-    def __init__(self, models, token_range: Optional[Tuple[int, int]] = None, trie: Optional[AnswerTrie] = None):
+    def __init__(self, models, token_range: Optional[Tuple[int, int]] = None, trie: Optional[AnswerTrie] = None,
+                 gen_code: bool = False):
         super().__init__(models)
-        self.token_range, self.trie = token_range, trie
+        self.token_range, self.trie, self.gen_code = token_range, trie, gen_code
         self.row_prefix_lengths: Optional[Tensor] = None
 
     def start_sentences(self, batch_size: int, prefix_tokens: Optional[Tensor], pad: int) -> None:
@@ -68,14 +72,19 @@ class ConstrainedEnsemble(EnsembleModel):
         temperature: float = 1.0,
     ):
         allowed = self._trie_allowed(tokens) if self.trie is not None else None
+        code_kwargs = {"code_masks": tokens.new_ones(tokens.size(0), dtype=torch.bool)} if self.gen_code else {}
         log_probs, attentions = [], []
         for i, model in enumerate(self.models):
             decoder_out = model.decoder.forward(
                 tokens,
                 encoder_out=encoder_outs[i] if self.has_encoder() else None,
                 incremental_state=incremental_states[i] if self.has_incremental_states() else None,
+                **code_kwargs,
             )
             logits = decoder_out[0][:, -1:, :].div(temperature)
+            if self.gen_code:
+                dictionary = model.decoder.dictionary
+                logits[:, :, [dictionary.bos(), dictionary.unk()]] = -math.inf
             if self.token_range is not None:
                 logits[:, :, NUM_SPECIAL_TOKENS:self.token_range[0]] = -math.inf
                 logits[:, :, self.token_range[1]:] = -math.inf
@@ -115,14 +124,14 @@ def _last_step_attention(extra) -> Optional[Tensor]:
 
 
 class OFASequenceGenerator(SequenceGenerator):
-    """fairseq's beam search with a working CPU n-gram blocker, the official `constraint_range` and
-    the candidate-answer trie of closed-set tasks."""
+    """fairseq's beam search with a working CPU n-gram blocker, the official `constraint_range`,
+    the candidate-answer trie of closed-set tasks and image-code generation (`gen_code`)."""
 
     def __init__(self, models, tgt_dict, no_repeat_ngram_size: int = 0, constraint_range: Optional[str] = None,
-                 constraint_trie: Optional[AnswerTrie] = None, **kwargs):
+                 constraint_trie: Optional[AnswerTrie] = None, gen_code: bool = False, **kwargs):
         token_range = parse_constraint_range(constraint_range)
-        if token_range is not None or constraint_trie is not None:
-            models = ConstrainedEnsemble(models, token_range, constraint_trie)
+        if token_range is not None or constraint_trie is not None or gen_code:
+            models = ConstrainedEnsemble(models, token_range, constraint_trie, gen_code)
         super().__init__(models, tgt_dict, no_repeat_ngram_size=no_repeat_ngram_size, **kwargs)
         if constraint_trie is not None and self.beam_size > constraint_trie.num_sequences:
             # a beam wider than the candidate set can never collect `beam` finished hypotheses

@@ -79,6 +79,8 @@ class OFATask(FairseqTask):
     constraint_trie: Optional[AnswerTrie] = None
     # The `--scoring` that fairseq-generate uses by default: the scorer printing the task's official metric.
     default_scoring: ClassVar[Optional[str]] = None
+    # The dataset over a TSV file; a task whose batches need more than the generic collate subclasses it.
+    dataset_class: ClassVar[type] = TSVTaskDataset
 
     def __init__(self, cfg: OFAConfig, src_dict: Dictionary, tgt_dict: Dictionary):
         super().__init__(cfg)
@@ -136,7 +138,7 @@ class OFATask(FairseqTask):
         path = self.split_path(split, epoch)
         tsv = TSVFile(path, self.cfg.selected_cols)
         builder = self.build_sample_builder(split, str(tsv.path))
-        self.datasets[split] = TSVTaskDataset(
+        self.datasets[split] = self.dataset_class(
             tsv, builder, self.src_dict.pad(), shuffle=(split == "train"),
             skip_malformed=self.cfg.skip_malformed_rows,
         )
