@@ -116,3 +116,9 @@ def caption_stage1(tmp_path_factory) -> CaptionStage1:
     checkpoint = save / "checkpoint_last.pt"
     generate_log = run_cli(["bash", scripts / "evaluate_caption_toy.sh", world, checkpoint], root / "generate.log", env)
     return CaptionStage1(world, checkpoint, train_log, generate_log, updates, num_test)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Slow tests first (stable otherwise): under pytest-xdist (`make test`: whole files per worker) the long
+    files then start at once instead of leaving one worker busy alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -1,7 +1,8 @@
 """The demo's report (ofa_plugin.report) and the demo driver's reading of the CLIs' output.
 
-Fast: a real-format fairseq-train log snippet, hand-computed chart coordinates and box pixels, and a
-page built from hand-made test TSVs and predict JSONs (the formats fairseq-generate writes).
+Fast: a real-format fairseq-train log snippet, hand-computed chart coordinates and box pixels, a page
+built from hand-made test TSVs and predict JSONs (the formats fairseq-generate writes), hand-drawn
+"generated" PNGs with their images.tsv index, and the random-codes baseline with a hand-built VQGAN.
 """
 import base64
 import importlib.util
@@ -12,15 +13,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
+import torch
+from PIL import Image, ImageDraw
 
+from ofa_plugin.metrics.toy_image_check import PALETTE
 from ofa_plugin.report.curves import chart_points, line_chart_svg, nice_ceiling
-from ofa_plugin.report.examples import caption_examples, grounding_examples, vqa_examples
+from ofa_plugin.report.examples import caption_examples, grounding_examples, image_gen_examples, vqa_examples
 from ofa_plugin.report.html_page import (GOLD_COLOUR, PREDICTED_COLOUR, Section, caption_card, grounding_card,
-                                         render_page, vqa_card)
+                                         image_gen_card, render_page, vqa_card)
 from ofa_plugin.report.metrics_table import MetricRow, text_table
 from ofa_plugin.report.pictures import png_data_uri, with_boxes
+from ofa_plugin.metrics.random_codes_baseline import random_codes_baseline, read_captions
 from ofa_plugin.report.training_log import loss_point, parse_training_log, read_training_log
+from ofa_plugin.vqgan.train_toy import patch_colour_tokenizer, toy_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -183,3 +188,90 @@ def test_demo_reads_the_metric_and_baseline_lines(tmp_path: Path) -> None:
     assert [(r.model, r.baseline) for r in refcoco] == [(0.15, 0.035)]
     with pytest.raises(SystemExit, match="no line matching .* in .*generate.log"):
         demo.refcoco_metrics("Centred-box baseline: Acc@0.5 0.0350\n", log)
+    images = demo.image_gen_metrics(
+        "Generate test with beam=4: toy check on 256 images: colour 0.8125, shape 0.5000, both 0.4688 "
+        "(64 of 64 prompts checked)\nRandom-codes baseline: toy check on 256 images: colour 0.117, shape 0.125, "
+        "both 0.020\n", log)
+    assert [(r.metric, r.model, r.baseline) for r in images] == [
+        ("object colour", 0.8125, 0.117), ("colour and shape", 0.4688, 0.02)]
+    assert "random image codes" in images[0].baseline_name
+    with pytest.raises(SystemExit, match="no line matching .*Random-codes baseline"):
+        demo.image_gen_metrics("Generate test with beam=4: toy check on 4 images: colour 1.000, shape 0.000, "
+                               "both 0.000\n", log)
+
+
+def _toy_picture(background: str, colour: str | None = None) -> Image.Image:
+    """64 x 64 px of a toy background, with a 24 px square of `colour` in the middle if given."""
+    image = Image.new("RGB", (64, 64), tuple(PALETTE[background]))
+    if colour is not None:
+        ImageDraw.Draw(image).rectangle([20, 20, 43, 43], fill=tuple(PALETTE[colour]))
+    return image
+
+
+@pytest.fixture()
+def generated(tmp_path: Path) -> Path:
+    """What `fairseq-generate --task image_gen --gen-images-path DIR` leaves: PNGs and DIR/images.tsv
+    (rows in generation order, not test order), next to the coco_vqgan test TSV."""
+    pictures = {"test-1_0": _toy_picture("black", "green"), "test-0_0": _toy_picture("blue", "red"),
+                "test-0_1": _toy_picture("blue")}
+    (tmp_path / "all_results").mkdir()
+    for name, picture in pictures.items():
+        picture.save(tmp_path / "all_results" / f"{name}.png")
+    (tmp_path / "images.tsv").write_text(
+        "test-1\t0\tall_results/test-1_0.png\ta green square on a black background\n"
+        "test-0\t1\tall_results/test-0_1.png\ta red square on a blue background\n"
+        "test-0\t0\tall_results/test-0_0.png\ta red square on a blue background\n")
+    (tmp_path / "coco_vqgan_test.tsv").write_text(
+        "test-0\t1 2 3\ta red square on a blue background\ntest-1\t4 5 6\ta green square on a black background\n")
+    return tmp_path
+
+
+def test_generated_images_are_read_in_test_order_and_checked(generated: Path) -> None:
+    examples = image_gen_examples(generated / "coco_vqgan_test.tsv", generated)
+    assert [e.caption for e in examples] == ["a red square on a blue background",
+                                             "a green square on a black background"]
+    first = examples[0]
+    assert [image.getpixel((32, 32)) for image in first.images] == [PALETTE["red"], PALETTE["blue"]]  # j order
+    assert [(c.reading.colour, c.reading.shape, c.colour_ok) for c in first.checks] == [
+        ("red", "square", True), (None, None, False)]
+    assert first.colour_passes == 1 and examples[1].colour_passes == 1
+    assert len(image_gen_examples(generated / "coco_vqgan_test.tsv", generated, count=1)) == 1
+
+
+def test_bad_image_index_names_the_file_and_row(generated: Path) -> None:
+    (generated / "all_results" / "test-0_1.png").unlink()
+    with pytest.raises(ValueError, match=r"images\.tsv: row 1: no image file .*test-0_1\.png"):
+        image_gen_examples(generated / "coco_vqgan_test.tsv", generated)
+    (generated / "images.tsv").write_text("test-0\t0\tall_results/test-0_0.png\ta red square on a blue background\n")
+    with pytest.raises(ValueError, match=r"images\.tsv: no images for id 'test-1' \(.*coco_vqgan_test\.tsv: row 1\)"):
+        image_gen_examples(generated / "coco_vqgan_test.tsv", generated)
+    (generated / "images.tsv").write_text("test-0\tfirst\tall_results/test-0_0.png\tcaption\n")
+    with pytest.raises(ValueError, match=r"images\.tsv: row 0: expected uniq_id, j, file, caption"):
+        image_gen_examples(generated / "coco_vqgan_test.tsv", generated)
+
+
+def test_image_gen_card_shows_the_caption_and_framed_images(generated: Path) -> None:
+    example = image_gen_examples(generated / "coco_vqgan_test.tsv", generated, count=1)[0]
+    page = render_page("p", "s", [], [], [Section("Image generation", "n", [image_gen_card(example)])])
+    assert "a red square on a blue background" in page and "1 of 2 pass" in page
+    pictures = re.findall(r'<img src="(data:image/png;base64,[^"]+)" class="(\w+)"[^>]* title="([^"]*)"', page)
+    assert [(css, title) for _, css, title in pictures] == [
+        ("good", "seen: a red square on blue"), ("bad", "seen: no object on blue")]
+    shown = _decode_uri(pictures[0][0])  # twice the size, nearest neighbour: the square spans 40..87
+    assert shown.size == (128, 128)
+    assert shown.getpixel((40, 40)) == PALETTE["red"] and shown.getpixel((39, 40)) == PALETTE["blue"]
+
+
+def test_random_codes_baseline_decodes_and_checks_seeded_random_codes(tmp_path: Path) -> None:
+    """A hand-built VQGAN: code 0 paints its 8 x 8 patch blue, code 1 red; 16 x 16 images have 2 x 2 patches.
+    For "a red square", the colour passes iff exactly one patch is red (two are a tie for the background,
+    which goes to the palette's first colour, red); the shape iff one patch differs from the other three."""
+    keys = torch.tensor([PALETTE["blue"], PALETTE["red"]], dtype=torch.float32) / 127.5 - 1
+    vqgan = patch_colour_tokenizer(toy_config(n_embed=2, image_size=16), keys, keys)
+    (tmp_path / "test.tsv").write_text("".join(f"{i}\t0 1\ta red square on a blue background\n" for i in range(3)))
+    captions = read_captions(tmp_path / "test.tsv")
+    summary = random_codes_baseline(vqgan, captions, size=16, samples=2, seed=3)
+    red_patches = torch.randint(0, 2, (6, 4), generator=torch.Generator().manual_seed(3)).sum(1).tolist()
+    assert red_patches == [2, 1, 3, 3, 1, 2]
+    assert (summary.count, summary.colour, summary.shape, summary.both) == (6, 2 / 6, 4 / 6, 2 / 6)
+    assert random_codes_baseline(vqgan, captions, size=16, samples=2, seed=3) == summary

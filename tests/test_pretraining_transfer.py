@@ -11,7 +11,7 @@ Stock `fairseq-train --task unify_task` pretrains `ofa_nano` from scratch on the
 The issue's stronger demand, a given CIDEr reached in fewer fine-tuning updates, is not checked here: at the
 update counts the suite can afford (50-200), both runs caption below the most-frequent-caption baseline and
 their CIDEr order flips between runs (see the README's pretraining section).
-Slow: one pretraining run, two 50-update fine-tuning runs, one evaluation (about 5 minutes on 2 idle cores).
+Slow: one pretraining run, two 25-update fine-tuning runs, one evaluation (about 5 minutes on 2 idle cores).
 """
 import re
 import sys
@@ -28,7 +28,7 @@ from conftest import cli_env, run_cli
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).parent
 PRETRAIN_UPDATES, NUM_PAIRS = 300, 2000
-FINETUNE_UPDATES = 50
+FINETUNE_UPDATES = 25
 RESET = ["--reset-optimizer", "--reset-dataloader", "--reset-meters", "--reset-lr-scheduler"]
 # Both fine-tuning runs warm up for 10 updates (the toy recipe's 50 would be all of the run).
 SHORT_WARMUP = ["--warmup-updates", "10"]

@@ -1,15 +1,15 @@
-"""Short training runs beat the trivial baselines on held-out toy data: VQA, grounding, entailment.
+"""Short training runs beat the trivial baselines on held-out toy data: VQA and entailment.
 
 For each task, stock `fairseq-train` trains `ofa_nano` from scratch on a toy world (the caption toy
 recipe: resnet18 trunk, small images, batch 32, Adam 1e-3, no dropout or label smoothing), then stock
 `fairseq-generate` reloads the checkpoint and prints the task's official metric on 200 held-out rows,
 which must beat the trivial baseline by a clear margin:
 - vqa_gen (official flags: prev_output prompt, objects, all-candidate answers) vs the most frequent answer;
-- refcoco (64 px images, 16 location bins so that a few hundred updates suffice) vs a centred box of mean size;
 - snli_ve (prev_output prompt, no premise caption, so the image must be read) vs the most frequent label.
 The margins and the measured figures are next to each case; runs with 1 or 2 torch threads differ in the
-last bits and so end at somewhat different scores. About 1.5 (VQA, SNLI-VE) to 4 (refcoco) minutes per task
-on 2 CPU cores (slow).
+last bits and so end at somewhat different scores. About 1.5 minutes per task on 2 CPU cores (slow).
+Grounding (refcoco) learns too slowly for the suite (Acc@0.5 0.115-0.18 vs 0.035 for a centred box after 400
+updates of 64 px images, 5 minutes; 0.045 after 300 updates of 32 px images): the demo (`make demo`) shows it.
 """
 import re
 import sys
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from ofa_plugin.data.toyworld import write_toy_world
-from ofa_plugin.metrics.baseline import centre_box_baseline, majority_answer_baseline, majority_label_baseline
+from ofa_plugin.metrics.baseline import majority_answer_baseline, majority_label_baseline
 
 from test_caption_e2e import _cli_env, _run
 
@@ -41,15 +41,6 @@ CASES = {
          "--ans2label-file", "{world}/vqa_ans2label.pkl", "--patch-image-size", "32"],
         [], ["--val-inference-type", "allcand"], 100, r"VQA accuracy ([0-9.]+)",
         lambda w: majority_answer_baseline(w / "vqa_train.tsv", w / "vqa_test.tsv")[1], (0.25, 3.0),
-    ),
-    # Acc@0.5 0.115-0.18 after 400 updates (0.06 after 250; 0.10-0.12 with 32 bins after 500) vs 0.035: grounding
-    # from scratch is the slowest of the three to learn, so the demand is mostly relative: twice the baseline;
-    "refcoco": (
-        ["--task", "refcoco", "--selected-cols", "0,4,2,3", "--patch-image-size", "64", "--max-image-size", "64",
-         "--num-bins", "16"],
-        [], ["--beam", "5", "--min-len", "4", "--max-len-a", "0", "--max-len-b", "4", "--no-repeat-ngram-size", "3"],
-        400, r"Acc@0\.5 ([0-9.]+)",
-        lambda w: centre_box_baseline(w / "refcoco_train.tsv", w / "refcoco_test.tsv"), (0.04, 2.0),
     ),
     # accuracy 0.62 after 150 updates (0.73 after 250, 0.62-0.66 after 500) vs 0.295.
     "snli_ve": (

@@ -1,12 +1,17 @@
-"""The demo's report as one self-contained HTML file: metrics table, training curves, and test images
-with the model's captions, answers and boxes (pictures inlined as PNG data URIs, charts as SVG)."""
+"""The demo's report as one self-contained HTML file: metrics table, training curves, test images with
+the model's captions, answers and boxes, and the images generated for test captions (pictures inlined as
+PNG data URIs, charts as SVG)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from html import escape
 from typing import Sequence
 
-from .examples import CaptionExample, GroundingExample, VqaExample
+from PIL import Image
+
+from ofa_plugin.metrics.toy_image_check import ToyCheck
+
+from .examples import CaptionExample, GeneratedImagesExample, GroundingExample, VqaExample
 from .metrics_table import HEADER, MetricRow
 from .pictures import enlarged, png_data_uri, with_boxes
 
@@ -14,6 +19,8 @@ from .pictures import enlarged, png_data_uri, with_boxes
 PREDICTED_COLOUR = "#ff00ff"
 GOLD_COLOUR = "#00e5ff"
 BOX_LEGEND = "Cyan: the annotated box; magenta: the model's box."
+GENERATED_SIZE = 128  # px on the page of a generated image (the toy ones are 64 px: twice their size)
+CHECK_LEGEND = "Green frame: the image passes the colour check; red: it does not."
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; max-width: 1200px; }
@@ -23,6 +30,8 @@ table.metrics { border-collapse: collapse; } .metrics td, .metrics th { border: 
 .card { width: 250px; border: 1px solid #ddd; border-radius: 6px; padding: 6px; font-size: 13px; }
 .card img { display: block; margin: 0 auto 6px; image-rendering: pixelated; }
 .good { color: #1a7f37; } .bad { color: #c62828; } .label { color: #666; }
+.card.generated { width: 300px; } .generated img { display: inline-block; margin: 2px; border: 3px solid; }
+img.good { border-color: #1a7f37; } img.bad { border-color: #c62828; }
 """
 
 
@@ -35,10 +44,14 @@ class Section:
     cards: list[str] = field(default_factory=list)
 
 
+def _line(label: str, text: str, css: str) -> str:
+    """A labelled line of a card; texts are escaped here."""
+    return f'<div><span class="label">{escape(label)}</span> <span class="{css}">{escape(text)}</span></div>'
+
+
 def _card(picture_uri: str, lines: Sequence[tuple[str, str, str]]) -> str:
-    """A picture with (label, text, css class) lines below it; texts are escaped here."""
-    body = "".join(f'<div><span class="label">{escape(label)}</span> <span class="{css}">{escape(text)}</span></div>'
-                   for label, text, css in lines)
+    """A picture with (label, text, css class) lines below it."""
+    body = "".join(_line(*line) for line in lines)
     return f'<div class="card"><img src="{picture_uri}" alt="test image">{body}</div>'
 
 
@@ -65,6 +78,25 @@ def grounding_card(example: GroundingExample) -> str:
     lines = [("expression:", example.expression, ""), ("model box:", box, ""),
              ("IoU:", f"{example.iou:.2f} ({'hit' if example.hit else 'miss'})", "good" if example.hit else "bad")]
     return _card(png_data_uri(picture), lines)
+
+
+def image_gen_card(example: GeneratedImagesExample) -> str:
+    """The caption, its generated images framed by the colour check (`CHECK_LEGEND`), how many pass."""
+    pictures = "".join(_checked_picture(image, check) for image, check in zip(example.images, example.checks))
+    passes = f"{example.colour_passes} of {len(example.checks)} pass"
+    css = "good" if example.colour_passes else "bad"
+    return (f'<div class="card generated">{_line("caption:", example.caption, "")}{pictures}'
+            f'{_line("colour check:", passes, css)}</div>')
+
+
+def _checked_picture(image: Image.Image, check: ToyCheck) -> str:
+    """A generated image, enlarged, framed green or red by its colour check; what the check saw (e.g.
+    "seen: a red circle on blue") as its tooltip."""
+    reading = check.reading
+    seen = f"a {reading.colour} {reading.shape}" if reading.colour else "no object"
+    css = "good" if check.colour_ok else "bad"
+    return (f'<img src="{png_data_uri(enlarged(image, GENERATED_SIZE)[0])}" class="{css}" alt="generated image" '
+            f'title="seen: {escape(seen)} on {escape(reading.background)}">')
 
 
 def metrics_html(rows: Sequence[MetricRow]) -> str:

@@ -1,12 +1,15 @@
-"""The demo's driver (run_demo.sh runs it): three OFA tasks trained and scored with the stock fairseq CLIs
-on the toy world, then a terminal table and an HTML report.
+"""The demo's driver (run_demo.sh runs it): four OFA tasks trained and scored with the stock fairseq CLIs
+on toy data, then a terminal table and an HTML report.
 
-Stages: write the toy world; for captioning, VQA and grounding (refcoco) in turn, train from scratch
-with run_scripts/<task>/train_<task>_toy.sh (progress: the loss every PRINT_EVERY updates) and score
-the test rows with evaluate_<task>_toy.sh, which also prints the task's trivial baseline;
-then OUT/demo.html (ofa_plugin.report). Each CLI's full output stays in OUT/<task>/{train,generate}.log.
-Environment: OUT (default outputs/demo), CAPTION_UPDATES, VQA_UPDATES, REFCOCO_UPDATES (training
-lengths), NUM_TRAIN (training rows per task).
+Stages: write the toy world; for captioning, VQA, grounding (refcoco) and text-to-image generation in
+turn, train from scratch with run_scripts/<task>/train_<task>_toy.sh (progress: the loss every
+PRINT_EVERY updates) and score the test rows with evaluate_<task>_toy.sh, which also prints the task's
+trivial baseline; then OUT/demo.html (ofa_plugin.report). The first three share the toy world in OUT/data;
+image generation's train script writes its own data (single-shape images, a toy VQGAN, code TSVs) into
+OUT/data_image_gen, and its evaluate script the generated PNGs into OUT/image_gen/results.
+Each CLI's full output stays in OUT/<task>/{train,generate}.log.
+Environment: OUT (default outputs/demo), CAPTION_UPDATES, VQA_UPDATES, REFCOCO_UPDATES, IMAGE_GEN_UPDATES
+(training lengths), NUM_TRAIN (training rows per task; image generation: its script's 4000 unless set).
 """
 from __future__ import annotations
 
@@ -27,8 +30,10 @@ from typing import Callable, NoReturn
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 from ofa_plugin.report.curves import line_chart_svg
-from ofa_plugin.report.examples import caption_examples, grounding_examples, vqa_examples
-from ofa_plugin.report.html_page import BOX_LEGEND, Section, caption_card, grounding_card, render_page, vqa_card
+from ofa_plugin.report.examples import (caption_examples, generated_images, grounding_examples, image_gen_examples,
+                                        vqa_examples)
+from ofa_plugin.report.html_page import (BOX_LEGEND, CHECK_LEGEND, Section, caption_card, grounding_card,
+                                         image_gen_card, render_page, vqa_card)
 from ofa_plugin.report.metrics_table import MetricRow, text_table
 from ofa_plugin.report.training_log import loss_point, read_training_log
 
@@ -55,10 +60,16 @@ class Task:
     default_updates: int
     test_rows: str  # what the test rows are, for the progress line
     metrics: Callable[[str, Path], list[MetricRow]]  # evaluation output, its log -> [MetricRow]
+    own_data: bool = False  # its train script writes its own data (into OUT/data_<name>), not the toy world's
+    images: bool = False  # its evaluate script writes images into the folder given as third argument
 
     @property
     def updates(self) -> int:
         return int(os.environ.get(self.updates_env, self.default_updates))
+
+    def data(self, out: Path) -> Path:
+        """The task's data folder in the demo's output folder."""
+        return out / (f"data_{self.name}" if self.own_data else "data")
 
 
 def caption_metrics(text: str, log: Path) -> list[MetricRow]:
@@ -83,10 +94,23 @@ def refcoco_metrics(text: str, log: Path) -> list[MetricRow]:
                       "a box of the mean training size at the centre of every image")]
 
 
+def image_gen_metrics(text: str, log: Path) -> list[MetricRow]:
+    check = r"toy check on \d+ images: colour ([0-9.]+), shape [0-9.]+, both ([0-9.]+)"
+    model = _find(rf"^Generate test.*: {check}", text, log)
+    base = _find(rf"^Random-codes baseline: {check}", text, log)
+    name = "uniformly random image codes decoded by the same toy VQGAN"
+    return [MetricRow("image generation", "object colour", float(model[1]), float(base[1]), name),
+            MetricRow("image generation", "colour and shape", float(model[2]), float(base[2]), name)]
+
+
+IMAGE_GEN = Task("image_gen", "Text-to-image generation", "IMAGE_GEN_UPDATES", 300,
+                 "test captions (4 sampled images each)", image_gen_metrics, own_data=True, images=True)
 TASKS = (
-    Task("caption", "Image captioning", "CAPTION_UPDATES", 900, "test images", caption_metrics),
-    Task("vqa", "Visual question answering", "VQA_UPDATES", 300, "test questions", vqa_metrics),
-    Task("refcoco", "Visual grounding (refcoco)", "REFCOCO_UPDATES", 400, "test expressions", refcoco_metrics),
+    Task("caption", "Image captioning", "CAPTION_UPDATES", 900, f"{NUM_TEST} test images", caption_metrics),
+    Task("vqa", "Visual question answering", "VQA_UPDATES", 300, f"{NUM_TEST} test questions", vqa_metrics),
+    Task("refcoco", "Visual grounding (refcoco)", "REFCOCO_UPDATES", 400, f"{NUM_TEST} test expressions",
+         refcoco_metrics),
+    IMAGE_GEN,
 )
 
 
@@ -132,11 +156,13 @@ def train(task: Task, data: Path, out: Path, env: dict) -> None:
 
 
 def evaluate(task: Task, data: Path, out: Path, env: dict) -> list[MetricRow]:
-    """Score the test rows (predictions to OUT/<task>/results/test_predict.json) and read the metrics."""
+    """Score the test rows (predictions to OUT/<task>/results/test_predict.json, generated images there
+    too) and read the metrics."""
     log, results = out / "generate.log", out / "results"
     script = REPO / "run_scripts" / task.name / f"evaluate_{task.name}_toy.sh"
     checkpoint = out / "checkpoints" / "checkpoint_last.pt"
-    text = run_logged("fairseq-generate", ["bash", script, data, checkpoint, "--results-path", results], log, env)
+    args = ["bash", script, data, checkpoint, *([results] if task.images else []), "--results-path", results]
+    text = run_logged("fairseq-generate", args, log, env)
     # With --results-path fairseq-generate writes its per-sentence lines and the metric line there.
     return task.metrics(text + (results / "generate-test.txt").read_text(), log)
 
@@ -146,10 +172,12 @@ def baseline_notes(rows: list[MetricRow]) -> list[str]:
     return list(dict.fromkeys(f"{row.task}: {row.baseline_name}" for row in rows))
 
 
-def write_report(out: Path, data: Path, rows: list[MetricRow], seconds: float) -> Path:
-    """OUT/demo.html: the metrics, the three training curves and the first test images of each task."""
+def write_report(out: Path, rows: list[MetricRow], seconds: float) -> Path:
+    """OUT/demo.html: the metrics, the training curves, the first test images of each task and the
+    images generated for the first test captions."""
     charts = [line_chart_svg(read_training_log(out / task.name / "train.log").points(), task.title,
                              "update", "loss (nats/token)") for task in TASKS]
+    data, image_data, images = out / "data", IMAGE_GEN.data(out), out / IMAGE_GEN.name / "results"
     predictions = {task.name: out / task.name / "results" / "test_predict.json" for task in TASKS}
     sections = [
         Section("Captioning", "The model's caption (beam 5), then the references; green: equal to a reference.",
@@ -159,14 +187,18 @@ def write_report(out: Path, data: Path, rows: list[MetricRow], seconds: float) -
                 [vqa_card(e) for e in vqa_examples(data / "vqa_test.tsv", predictions["vqa"])]),
         Section("Grounding", f"{BOX_LEGEND} A hit needs IoU >= 0.5 (Acc@0.5 counts the hits).",
                 [grounding_card(e) for e in grounding_examples(data / "refcoco_test.tsv", predictions["refcoco"])]),
+        Section("Image generation", "A test caption and the images the model sampled for it (top-k sampling of "
+                                    f"the image codes, decoded by the toy VQGAN). {CHECK_LEGEND}",
+                [image_gen_card(e) for e in image_gen_examples(image_data / "coco_vqgan_test.tsv", images)]),
     ]
     baselines = "Trivial baselines: " + "; ".join(baseline_notes(rows)) + "."
     summary = (f"ofa_nano models trained from scratch with fairseq-train on the toy world (random scenes of coloured "
-               f"shapes), scored with fairseq-generate on {NUM_TEST} held-out rows per task; "
+               f"shapes), scored with fairseq-generate on {NUM_TEST} held-out rows per task (text-to-image: images "
+               f"of one coloured shape, {len(generated_images(images))} test captions); "
                + ", ".join(f"{t.name} {t.updates} updates" for t in TASKS) + f"; whole run {seconds / 60:.1f} min.")
     page = out / "demo.html"
-    page.write_text(render_page("OFA plugin demo: captioning, VQA, grounding", summary, rows, charts, sections,
-                                baselines))
+    page.write_text(render_page("OFA plugin demo: captioning, VQA, grounding, text-to-image", summary, rows, charts,
+                                sections, baselines))
     return page
 
 
@@ -174,14 +206,15 @@ def write_world(data: Path, num_train: int, env: dict) -> None:
     """The toy world's TSVs and vocabulary for the demo's tasks, fresh for every run."""
     run_logged("toy world", [sys.executable, "-m", "ofa_plugin.data.toyworld", "--out", data, "--seed", SEED,
                              "--num-train", num_train, "--num-valid", 50, "--num-test", NUM_TEST,
-                             "--tasks", *(task.name for task in TASKS)], data.parent / "toyworld.log", env)
+                             "--tasks", *(task.name for task in TASKS if not task.own_data)],
+               data.parent / "toyworld.log", env)
 
 
 def run_task(task: Task, data: Path, out: Path, env: dict) -> list[MetricRow]:
     """Train and evaluate one task in `out`, printing progress and its scores."""
     out.mkdir()
     train(task, data, out, env)
-    print(f"  fairseq-generate on the {NUM_TEST} {task.test_rows} (log: {out / 'generate.log'})", flush=True)
+    print(f"  fairseq-generate on the {task.test_rows} (log: {out / 'generate.log'})", flush=True)
     started = time.monotonic()
     rows = evaluate(task, data, out, env)
     for row in rows:
@@ -191,11 +224,14 @@ def run_task(task: Task, data: Path, out: Path, env: dict) -> list[MetricRow]:
 
 
 def main() -> None:
-    logging.getLogger("fairseq").setLevel(logging.WARNING)  # here, not at import: tests import this module
+    # Here, not at import: tests import this module. Importing fairseq sets the root logger to DEBUG, which
+    # would print e.g. PIL's notes on every PNG read for the report.
+    for name in ("", "fairseq"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     start = time.monotonic()
     out = Path(os.environ.get("OUT", REPO / "outputs" / "demo")).resolve()
     data, env, num_train = out / "data", _env(), int(os.environ.get("NUM_TRAIN", 10000))
-    for stale in [data, *(out / task.name for task in TASKS)]:
+    for stale in [*(task.data(out) for task in TASKS), *(out / task.name for task in TASKS)]:
         shutil.rmtree(stale, ignore_errors=True)
     (out / "demo.html").unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -207,10 +243,10 @@ def main() -> None:
     for number, task in enumerate(TASKS, start=2):
         print(f"== [{number}/{stages}] {task.title}: fairseq-train, {task.updates} updates "
               f"(log: {out / task.name / 'train.log'})", flush=True)
-        rows += run_task(task, data, out / task.name, env)
+        rows += run_task(task, task.data(out), out / task.name, env)
 
     print(f"== [{stages}/{stages}] report", flush=True)
-    page = write_report(out, data, rows, time.monotonic() - start)
+    page = write_report(out, rows, time.monotonic() - start)
     print("\n" + text_table(rows) + "\n")
     print("Trivial baselines:\n" + "\n".join(f"  {note}" for note in baseline_notes(rows)))
     print(f"\nReport with pictures and training curves: {page}")

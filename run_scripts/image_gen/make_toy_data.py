@@ -6,7 +6,8 @@
 writes DIR/toy_images_{train,valid,test}.tsv (uniq-id, image as base64 JPEG, caption "a red circle on a
 blue background": `toy_caption` of ofa_plugin.metrics.toy_image_check, whose check reads the images back)
 and the toy world's SentencePiece vocabulary DIR/vocab/{spm.model,dict.txt}. Shapes and colours are drawn
-uniformly (ofa_plugin.data.toyworld: SHAPES x OBJECT_COLOURS, the background another colour). The image
+uniformly (ofa_plugin.data.toyworld: SHAPES x OBJECT_COLOURS, the background another colour); the shape is
+big and near the centre (`centred_object_scene`). The image
 TSVs become `coco_vqgan` code TSVs with `python -m ofa_plugin.vqgan.encode_tsv --code-image-size 64 ...`
 (see run_scripts/image_gen/train_image_gen_toy.sh).
 """
@@ -17,17 +18,29 @@ import random
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ofa_plugin.data.toyworld import (OBJECT_COLOURS, SHAPES, draw_single_object_scene, encode_image_base64,
-                                      render_scene, train_vocabulary)
+from ofa_plugin.data.toyworld import (BACKGROUND_COLOURS, OBJECT_COLOURS, SHAPES, Scene, ToyObject,
+                                      encode_image_base64, render_scene, train_vocabulary)
 from ofa_plugin.metrics.toy_image_check import toy_caption
+
+
+def centred_object_scene(rng: random.Random, shape: str, colour: str, image_size: int) -> Scene:
+    """One big shape (3/8 to 5/8 of the side; rectangles 3/5 as high) near the centre (jitter up to 1/16 of
+    the side; the border stays background) on a background of another colour: a tiny model learns what to
+    draw rather than where, and the object fills enough 8 x 8 code cells to survive the tokenizer."""
+    width = rng.randint(image_size * 3 // 8, image_size * 5 // 8)
+    height = width * 3 // 5 if shape == "rectangle" else width
+    jitter = image_size // 16
+    x0 = (image_size - width) // 2 + rng.randint(-jitter, jitter)
+    y0 = (image_size - height) // 2 + rng.randint(-jitter, jitter)
+    background = rng.choice([b for b in sorted(BACKGROUND_COLOURS) if b != colour])
+    return Scene(image_size, image_size, background, (ToyObject(shape, colour, (x0, y0, x0 + width, y0 + height)),))
 
 
 def toy_image_rows(split: str, count: int, image_size: int, seed: int) -> Iterator[list[str]]:
     """`count` rows (uniq-id, base64 JPEG, caption) of one split; each split has its own random stream."""
     rng = random.Random(f"toy-image-gen:{seed}:{split}")
     for index in range(count):
-        scene = draw_single_object_scene(rng, rng.choice(SHAPES), rng.choice(sorted(OBJECT_COLOURS)),
-                                         (image_size, image_size))
+        scene = centred_object_scene(rng, rng.choice(SHAPES), rng.choice(sorted(OBJECT_COLOURS)), image_size)
         yield [f"{split}-{index}", encode_image_base64(render_scene(scene)), toy_caption(scene)]
 
 
