@@ -118,7 +118,16 @@ def caption_stage1(tmp_path_factory) -> CaptionStage1:
     return CaptionStage1(world, checkpoint, train_log, generate_log, updates, num_test)
 
 
+# The files that take minutes (measured with --durations), longest first.
+LONGEST_FILES = ("test_pretraining_transfer.py", "test_caption_e2e.py", "test_run_scripts.py", "test_task_learning.py")
+
+
 def pytest_collection_modifyitems(config, items) -> None:
-    """Slow tests first (stable otherwise): under pytest-xdist (`make test`: whole files per worker) the long
-    files then start at once instead of leaving one worker busy alone at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The longest files first, then the other slow tests (stable otherwise): under pytest-xdist (`make test`:
+    whole files per worker) they then start at once instead of leaving one worker busy alone at the end."""
+    def rank(item) -> tuple:
+        name = item.path.name
+        return (LONGEST_FILES.index(name) if name in LONGEST_FILES else len(LONGEST_FILES),
+                item.get_closest_marker("slow") is None)
+
+    items.sort(key=rank)

@@ -83,7 +83,8 @@ def test_generation_benchmark_times_every_workload(tmp_path):
     for name in WORKLOADS:
         row = next(line for line in completed.stdout.splitlines() if line.startswith(name + " "))
         seconds, images_per_s = (float(x) for x in row[len(name):].split())
-        assert seconds > 0 and images_per_s == pytest.approx(2 / seconds, rel=0.01), row
+        # the row prints seconds to 3 decimals: 2 / seconds is only as exact as that rounding
+        assert seconds > 0 and images_per_s == pytest.approx(2 / seconds, rel=0.01 + 0.0005 / seconds), row
     assert re.search(r"allcand / beamsearch images/s: \d+\.\d+", completed.stdout)
     report = json.loads(out.read_text())
     assert sorted(report["seconds"]) == sorted(WORKLOADS)
