@@ -18,20 +18,16 @@
 # codes decoded by the same VQGAN. Prints the table and writes outputs/demo/demo.html: the table, the
 # training-loss curves, the first 8 test images of each task with the model's captions, answers and
 # boxes, and the images generated for the first 8 test captions (framed by the colour check).
-# Hardware: 2 CPU cores, no GPU. Expected time: about 11-12 minutes on an idle machine for the first three
-# tasks (estimated: the caption recipe's measured 0.31 s per update, VQA about 0.2 s and grounding 0.5 s
-# per update, plus about 2 minutes for the toy world, CLI start-ups and evaluation), plus about 7 minutes
-# for image generation on a busy machine (estimated from a run of its recipe under load: 137 s for its
-# data, VQGAN and code TSVs, 0.69 s per update, 68 s to sample and check 256 images). Measured on the
-# 2-core development machine (the first three tasks) while 4-7 other processes competed for the cores
-# (load average 4.5-7), with OMP_NUM_THREADS=1: 26.7 min wall, 17 min of CPU time. Torch's two threads slow down many times when the cores are busy: there, run it
-# as `OMP_NUM_THREADS=1 make demo`.
-# Expected numbers (measured, seed 1, 1 torch thread, 200 test rows per task): training loss 8.40 ->
-# 0.86 (captioning), 1.36 -> 0.37 (VQA), 8.14 -> 1.53 (grounding); CIDEr 1.70 (BLEU-4 0.47) vs 0.52
-# (0.30) for the most-frequent-caption baseline; VQA accuracy 0.73 vs 0.11 for the most frequent answer;
-# Acc@0.5 0.18 vs 0.035 for the centred box; image generation: random codes pass the colour check on
-# 0.117 of the images (colour and shape 0.020); the recipe's 600-update model drew the right background
-# but no object (colour 0.074, both 0.023).
+# Hardware: 2 CPU cores, no GPU. Expected time: 14.4 minutes measured on an idle 2-core machine (`time make
+# demo`, .venv installed): captioning training 245 s, VQA 118 s, grounding 176 s, text-to-image (data, toy
+# VQGAN, code files, 300 updates) about 3 minutes, evaluations 20-45 s each. Torch's two threads slow down
+# many times when the cores are busy (26.7 min for the first three tasks at load 4.5-7): there, run it as
+# `OMP_NUM_THREADS=1 make demo`.
+# Expected numbers (measured, seed 1, idle, 200 test rows per task; 64 test captions x 4 images): CIDEr 1.67
+# (BLEU-4 0.48) vs 0.52 (0.30) for the most-frequent-caption baseline; VQA accuracy 0.72 vs 0.11 for the
+# most frequent answer; Acc@0.5 0.14 vs 0.035 for the centred box (0.18 in an earlier run with one torch
+# thread); generated images show the caption's object colour 0.63 of the time vs 0.105 for random codes
+# (colour and shape 0.15 vs 0.027).
 # Run it after `make install` (or as `make demo`). Environment: OUT=DIR writes elsewhere than outputs/demo;
 # CAPTION_UPDATES, VQA_UPDATES, REFCOCO_UPDATES, IMAGE_GEN_UPDATES set the training lengths; NUM_TRAIN the
 # training rows (of every task; image generation keeps its 4000 unless NUM_TRAIN is set).

@@ -3,11 +3,11 @@
 #
 # What: DATA/toy_images_{train,valid,test}.tsv (make_toy_data.py: one coloured shape per 64x64 image, captions
 # "a red circle on a blue background") and the toy world's SentencePiece vocabulary; the toy VQGAN
-# (python -m ofa_plugin.vqgan.train_toy, its defaults: 8192 codes, f8) in DATA/vqgan unless VQGAN_DIR names one;
+# (python -m ofa_plugin.vqgan.train_toy, its defaults: 256 codes, f8) in DATA/vqgan unless VQGAN_DIR names one;
 # the images encoded to coco_vqgan TSVs (uniq-id, 64 codes, caption); then an `ofa_nano` model (the toy recipe
 # of run_scripts/demo/toy_recipe.sh) learns caption -> codes (--selected-cols 0,2,1, --code-image-size 64, the
 # loss restricted to the code tokens by the task's default --constraint-range).
-# Hardware: 2 CPU cores; the VQGAN takes about 10 minutes, each 100 updates about 1 minute.
+# Hardware: 2 CPU cores; data + toy VQGAN + code files about 1 minute, each 100 updates about 0.5-1 minute.
 # Usage: train_image_gen_toy.sh DATA_DIR SAVE_DIR [extra fairseq-train flags]
 # Environment: MAX_UPDATE (default 600), LR (default 1e-3), NUM_TRAIN (default 4000), VQGAN_DIR (default DATA/vqgan).
 set -euo pipefail
