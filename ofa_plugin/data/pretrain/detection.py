@@ -14,12 +14,12 @@ from typing import Any, Dict, List, Sequence, Tuple
 import torch
 from fairseq.data import Dictionary
 from PIL import Image
-from torchvision import transforms
 
 from ofa_plugin.vocab import TextTokenizer, coord_to_bin, encode_text
 
 from ..images import decode_image
 from .examples import EXTRA_CONF, make_example
+from .pair_transforms import normalise
 
 DETECTION_PROMPT = " what are the objects in the image?"
 BOX_SEPARATOR = "&&"
@@ -84,8 +84,7 @@ class DetectionBuilder:
     tsv_path: str
 
     def __post_init__(self) -> None:
-        self.to_tensor = transforms.Compose([transforms.ToTensor(), transforms.Normalize(list(self.mean),
-                                                                                         list(self.std))])
+        self.to_tensor = normalise(self.mean, self.std)
 
     def __call__(self, columns: List[str], row: int, rng: random.Random) -> Dict[str, Any]:
         if len(columns) != 3:

@@ -9,13 +9,13 @@ from typing import Any, Dict, List, Sequence
 
 import torch
 from fairseq.data import Dictionary
-from torchvision import transforms
 
 from ofa_plugin.vocab import TextTokenizer, encode_text
 from ofa_plugin.vqgan import CodeFormatError, parse_codes
 
 from ..images import decode_image
 from .examples import EXTRA_CONF, make_example
+from .pair_transforms import normalise
 
 IMAGE_INFILLING_PROMPT = " what is the image in the middle part?"
 VQGAN_FACTOR = 8  # pixels per code side
@@ -39,8 +39,7 @@ class ImageInfillingBuilder:
     tsv_path: str
 
     def __post_init__(self) -> None:
-        self.to_tensor = transforms.Compose([transforms.ToTensor(), transforms.Normalize(list(self.mean),
-                                                                                         list(self.std))])
+        self.to_tensor = normalise(self.mean, self.std)
         self.first_code = self.dictionary.index("<code_0>")
         self.num_codes = (self.code_image_size // VQGAN_FACTOR) ** 2
 
