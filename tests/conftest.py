@@ -26,6 +26,18 @@ def ofa_dictionary():
     return build_ofa_dictionary(str(BPE_DIR / "dict.txt"))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module of tiny-tensor tests: they gain nothing from threads, and on a loaded
+    2-core machine every op otherwise waits for a busy core (many times slower); restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def assert_top_hypotheses_match(output: str, golden: dict, dictionary) -> None:
     """The H- lines of a fairseq-generate output equal the golden's best hypotheses (tokens, score)."""
     import re

@@ -32,13 +32,7 @@ TINY_MODEL = dict(encoder_layers=1, decoder_layers=1, encoder_embed_dim=32, enco
                   encoder_attention_heads=2, decoder_attention_heads=2, resnet_type="resnet18")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from intra-op threads on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -42,14 +42,7 @@ DECODER_CODE_ONLY = {
 
 # ----------------------------------------------------------------------------------------- helpers
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a loaded 2-core machine every op then
-    waits for a busy core (100x slower); restore the setting for the other test modules."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -137,12 +137,7 @@ def test_leave_one_out_rewards_by_hand():
         leave_one_out_rewards([np.array([1.0])])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _task(tmp_path, monkeypatch, scst: bool = True, scst_args: str = SCST_ARGS):

@@ -33,14 +33,7 @@ GOLDEN_OPTIONS = dict(selected_cols="0,2,3,4,5", patch_image_size=256, max_src_l
                       prompt_type="prev_output", add_caption=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a loaded 2-core machine every op otherwise waits for a busy core (the
-    fixture-checkpoint tests take 1 s instead of 30 s); restore the setting for the other test modules."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def image_field(size=(8, 6)) -> str:
