@@ -1,11 +1,9 @@
 """Bad input gives a clear error naming the file and row (or the mismatch), or a counted skip."""
 import base64
 import io
-import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from fairseq import checkpoint_utils
 from PIL import Image
 

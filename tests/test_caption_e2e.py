@@ -17,7 +17,6 @@ from ofa_plugin.metrics.baseline import most_frequent_caption_baseline
 from ofa_plugin.metrics.caption import caption_scores
 
 from conftest import caption_cider
-from conftest import cli_env as _cli_env, run_cli as _run  # noqa: F401  (test_task_learning imports them from here)
 
 # What the test demands. Measured with this recipe and world (Java COCO tokenisation): CIDEr 0.86 against a
 # baseline of 0.52 after 400 updates, 0.92 (loss 8.40 -> 0.99) after 500, 1.17 after 800; the demo's 1200

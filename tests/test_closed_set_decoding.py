@@ -15,9 +15,11 @@ from ofa_plugin.data.decoder_prompts import decoder_prompt, prompted_target
 from ofa_plugin.generate import OFASequenceGenerator
 from ofa_plugin.trie import AnswerTrie
 
-from test_model import build, images, one_thread, text_tokens, vocab  # noqa: F401  (fixtures)
+from test_model import build, images, text_tokens, vocab  # noqa: F401  (fixtures)
 
 BOS, PAD, EOS = 0, 1, 2
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_trie_lists_children_in_insertion_order_and_eos_off_the_tree():

@@ -24,9 +24,9 @@ from ofa_plugin.criterions.label_smoothed_encouraging_loss import (
     encouraging_bonus,
 )
 from ofa_plugin.data.toyworld import write_toy_world
-from test_caption_e2e import _cli_env, _run
+from conftest import cli_env as _cli_env, run_cli as _run
 from test_criterion import (
-    PAD, TARGET, TOKENS, V, FakeTask, RowLogits, TwoPassLogits, make_sample, token_losses,
+    TARGET, TOKENS, V, FakeTask, RowLogits, TwoPassLogits, make_sample, token_losses,
 )
 
 NAME = "adjust_label_smoothed_encouraging_loss"

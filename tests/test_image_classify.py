@@ -24,9 +24,11 @@ from ofa_plugin.tasks.image_classify import ImageClassifyConfig, ImageClassifyTa
 from ofa_plugin.vocab import encode_text
 
 from conftest import BPE_DIR, OFFICIAL_MINI
-from test_snli_ve import accuracy_line, image_field, one_thread, train_and_generate  # noqa: F401  (one_thread: autouse)
+from test_snli_ve import accuracy_line, image_field, train_and_generate
 
 CLASSES = {"red circle": 0, "red square": 1, "blue circle": 2}
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

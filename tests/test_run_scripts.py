@@ -22,7 +22,7 @@ import pytest
 
 from ofa_plugin.data.toyworld import write_toy_world
 
-from test_caption_e2e import _cli_env
+from conftest import cli_env as _cli_env
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_SCRIPTS = REPO / "run_scripts"

@@ -20,7 +20,7 @@ import pytest
 from ofa_plugin.data.toyworld import write_toy_world
 from ofa_plugin.metrics.baseline import majority_answer_baseline, majority_label_baseline
 
-from test_caption_e2e import _cli_env, _run
+from conftest import cli_env as _cli_env, run_cli as _run
 
 CLI = Path(sys.executable).parent
 NUM_TRAIN, NUM_TEST = 4000, 200

@@ -34,7 +34,7 @@ from ofa_plugin.compat import load_checkpoint_file
 from ofa_plugin.data.toyworld import write_toy_world
 
 from conftest import BPE_DIR, OFFICIAL_MINI
-from test_caption_e2e import _cli_env, _run
+from conftest import cli_env as _cli_env, run_cli as _run
 
 USER_DIR = Path(ofa_plugin.__file__).parent
 LR = 1e-3
