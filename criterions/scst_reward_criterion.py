@@ -11,6 +11,9 @@ target tokens; hypotheses better than their siblings become more likely, worse o
 Differences from the official criterion: generation restores the model's previous train/eval mode
 instead of leaving it in train mode (so validation runs the teacher-forced pass in eval mode), and the
 cached document frequencies are a caption-task option (`--scst-cider-cached-tokens`), not a criterion one.
+
+Other rewards subclass this criterion and override `hypothesis_scores` (and the class attributes saying
+which task they need and under which name the mean score is logged): `clip_scst_reward_criterion`.
 """
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -60,24 +63,33 @@ def leave_one_out_rewards(scores: Sequence[np.ndarray]) -> List[np.ndarray]:
 class ScstRewardCriterion(FairseqCriterion):
     """CIDEr-D self-critical training loss (module docstring); needs the caption task with --scst."""
 
+    criterion_name = "scst_reward_criterion"
+    required_task = ("the caption task with --scst "
+                     "(and the beam search in --scst-args, e.g. '{\"beam\": 5, \"max_len_b\": 16}')")
+    score_metric = "score"  # name of the logged mean reward score of the generated hypotheses
+
     def __init__(self, task, sentence_avg: bool, ignore_prefix_size: int = 0,
                  constraint_range: Optional[str] = None) -> None:
         super().__init__(task)
-        if not getattr(task.cfg, "scst", False) or not hasattr(task, "scst_hypotheses"):
-            raise ValueError("scst_reward_criterion needs the caption task with --scst "
-                             "(and the beam search in --scst-args, e.g. '{\"beam\": 5, \"max_len_b\": 16}')")
+        if not getattr(task.cfg, "scst", False) or not self.supports_task(task):
+            raise ValueError(f"{self.criterion_name} needs {self.required_task}")
         if ignore_prefix_size < 0:
             raise ValueError(f"--ignore-prefix-size must be >= 0, got {ignore_prefix_size}")
         self.sentence_avg = sentence_avg
         self.ignore_prefix_size = ignore_prefix_size
         self.constraint_range = parse_constraint_range(constraint_range)
 
+    @staticmethod
+    def supports_task(task) -> bool:
+        """The task gives this criterion's scores: the caption task's CIDEr-D of the training references."""
+        return hasattr(type(task), "scst_cider")  # on the class: the property itself counts the references
+
     def forward(self, model, sample, update_num: int = 0, reduce: bool = True) -> Tuple[Tensor, int, Dict[str, Any]]:
         """Return (summed REINFORCE loss, sample_size, logging output) for a batch of images."""
         if not reduce:
             raise ValueError("reduce=False is not supported: the loss is a sum over tokens")
         hypotheses = self.generate(model, sample)
-        scores = self.cider_scores(hypotheses, sample)
+        scores = self.hypothesis_scores(hypotheses, sample)
         rewards = torch.from_numpy(np.concatenate(leave_one_out_rewards(scores)))
         tokens = [hyp["tokens"] for hyps in hypotheses for hyp in hyps]
         counts = torch.tensor([len(hyps) for hyps in hypotheses])
@@ -102,8 +114,9 @@ class ScstRewardCriterion(FairseqCriterion):
         finally:
             model.train(was_training)
 
-    def cider_scores(self, hypotheses: List[List[Dict[str, Tensor]]], sample) -> List[np.ndarray]:
-        """CIDEr-D of every hypothesis against its image's references, both in the official SCST form."""
+    def hypothesis_scores(self, hypotheses: List[List[Dict[str, Tensor]]], sample) -> List[np.ndarray]:
+        """Every hypothesis's reward score, per sample: here its CIDEr-D against the image's references, both
+        in the official SCST form."""
         captions = [[scst_wrap(self.task.caption_text(hyp["tokens"])) for hyp in hyps] for hyps in hypotheses]
         references = [[scst_wrap(ref) for ref in refs] for refs in self.task.sample_references(sample)]
         return self.task.scst_cider.score(captions, references)
@@ -134,7 +147,7 @@ class ScstRewardCriterion(FairseqCriterion):
 
     @classmethod
     def reduce_metrics(cls, logging_outputs: List[Dict[str, Any]]) -> None:
-        """loss per sample_size; score = mean CIDEr-D of the generated hypotheses."""
+        """loss per sample_size; `score_metric` = mean reward score (CIDEr-D) of the generated hypotheses."""
 
         def total(key: str) -> float:
             return utils.item(sum(log.get(key, 0) for log in logging_outputs))
@@ -143,7 +156,7 @@ class ScstRewardCriterion(FairseqCriterion):
         if sample_size > 0:
             metrics.log_scalar("loss", total("loss") / sample_size, sample_size, round=3)
         if nsentences > 0:
-            metrics.log_scalar("score", total("score") / nsentences, nsentences, round=3)
+            metrics.log_scalar(cls.score_metric, total("score") / nsentences, nsentences, round=3)
         for key in ("ntokens", "nsentences", "sample_size"):
             metrics.log_scalar(key, total(key), 1, round=3)
 

@@ -7,9 +7,12 @@ plain checkout they are attached here), so nothing generic lands on `sys.path`.
 """
 import importlib
 import importlib.util
+import logging
 import sys
 from pathlib import Path
 
+_root_logger = logging.getLogger()
+_root_handlers, _root_level = list(_root_logger.handlers), _root_logger.level
 try:
     import fairseq  # noqa: F401
 except ImportError as err:  # pragma: no cover - depends on the environment
@@ -17,6 +20,12 @@ except ImportError as err:  # pragma: no cover - depends on the environment
         "ofa_plugin needs fairseq. Install it with `make install` (it installs ve-fairseq==0.12.3 "
         "with --no-deps plus its runtime needs; see README)."
     ) from err
+if not _root_handlers and _root_logger.handlers:
+    # fairseq's wav2vec2_classification module calls logging.basicConfig(level=DEBUG) when imported: undone,
+    # so that our commands' own logging set-up takes effect and libraries' debug lines (PIL) stay hidden.
+    for _handler in list(_root_logger.handlers):
+        _root_logger.removeHandler(_handler)
+    _root_logger.setLevel(_root_level)
 
 from ofa_plugin import compat  # noqa: F401,E402  (must run before any checkpoint is loaded)
 from ofa_plugin import distributed_compat  # noqa: F401,E402  (torchrun on CPUs: see the module)

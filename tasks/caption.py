@@ -10,7 +10,6 @@ import functools
 import hashlib
 import json
 import logging
-from argparse import Namespace
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
@@ -53,7 +52,6 @@ class CaptionConfig(GenerativeTaskConfig):
 class CaptionTask(OFATask):
     cfg: CaptionConfig
     default_scoring = "ofa_caption"
-    scst_generator = None  # the SCST beam search, built with the model when --scst is on
 
     def build_sample_builder(self, split: str, tsv_path: str) -> CaptionSampleBuilder:
         mean, std = self.image_mean_std()
@@ -79,20 +77,6 @@ class CaptionTask(OFATask):
             if self.cfg.eval_print_samples:
                 logger.info("example hypothesis: %r | references: %s", hypotheses[0], references[0])
         return loss, sample_size, logging_output
-
-    def build_model(self, cfg, from_checkpoint: bool = False):
-        """fairseq's, then with --scst the SCST beam search (`--scst-args`) for this model."""
-        model = super().build_model(cfg, from_checkpoint)
-        if self.cfg.scst:
-            self.scst_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.scst_args)))
-        return model
-
-    def scst_hypotheses(self, model, sample) -> List[List[dict]]:
-        """All beam hypotheses of every sample from the SCST generator (from bos, without gradients)."""
-        if self.scst_generator is None:
-            raise RuntimeError("the caption task has no SCST generator: train with --scst (and --scst-args)")
-        with torch.no_grad():
-            return self.scst_generator.generate([model], sample, bos_token=self.tgt_dict.bos())
 
     @functools.cached_property
     def scst_cider(self) -> CiderD:

@@ -81,6 +81,8 @@ class OFATask(FairseqTask):
     default_scoring: ClassVar[Optional[str]] = None
     # The dataset over a TSV file; a task whose batches need more than the generic collate subclasses it.
     dataset_class: ClassVar[type] = TSVTaskDataset
+    # With --scst (stage 2): the generator of the hypotheses that the SCST criteria score, built with the model.
+    scst_generator = None
 
     def __init__(self, cfg: OFAConfig, src_dict: Dictionary, tgt_dict: Dictionary):
         super().__init__(cfg)
@@ -182,11 +184,21 @@ class OFATask(FairseqTask):
         return False
 
     def build_model(self, cfg, from_checkpoint: bool = False):
-        """fairseq's, then the validation generator for this model when validation generates."""
+        """fairseq's, then the validation generator for this model when validation generates, and with --scst
+        (stage 2) the generator of the SCST hypotheses (`--scst-args`)."""
         model = super().build_model(cfg, from_checkpoint)
         if self.validation_generates:
             self.build_validation_generator(model)
+        if getattr(self.cfg, "scst", False):
+            self.scst_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.scst_args)))
         return model
+
+    def scst_hypotheses(self, model, sample) -> List[List[dict]]:
+        """All hypotheses of every sample from the SCST generator (from bos, without gradients), before any
+        task-specific post-processing of `inference_step`."""
+        if self.scst_generator is None:
+            raise RuntimeError(f"{type(self).__name__} has no SCST generator: train with --scst (and --scst-args)")
+        return OFATask.inference_step(self, self.scst_generator, [model], sample)
 
     def build_validation_generator(self, model) -> None:
         """The generator that validation uses, from the task's `--eval-args` JSON."""

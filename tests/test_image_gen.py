@@ -166,7 +166,7 @@ def test_task_errors(small_world, tmp_path):
                     vqgan_model_path=str(tmp_path / "missing.ckpt"))
     with pytest.raises(ValueError, match="give both --vqgan-model-path and --vqgan-config-path"):
         _setup_task(small_world, small_world / "codes.tsv", vqgan_model_path=str(small_world / "last.ckpt"))
-    with pytest.raises(ValueError, match="CLIP .* is not supported yet"):
+    with pytest.raises(ValueError, match="--clip-model-path scores decoded images: give the VQGAN too"):
         _setup_task(small_world, small_world / "codes.tsv", clip_model_path="ViT-B-16.pt")
     with pytest.raises(ValueError, match="the VQGAN has 16 codes but --code-dict-size is 32"):
         _setup_task(small_world, small_world / "codes.tsv", vqgan_config_path=str(small_world / "model.yaml"),

@@ -3,12 +3,12 @@
 Fast: every script parses (`bash -n`), starts with the documented header fields, and, in real mode, stops
 with a message naming the missing data file (or checkpoint) before starting anything.
 Slow: every script runs in toy mode (TOY=1: the official command line with toy overrides, on CPU), chained
-as in real use: caption stage 1 -> stage 2 -> evaluate, train -> evaluate for the other benchmarks and
-for three GLUE tasks (cola: MCC, mrpc: F1, mnli: three classes). Each training run must write its
-checkpoints and each evaluation must print its metric line. To keep the number of CLI processes (~6-10 s
-of start-up each) down, the chains share one toy world written in-process (only the caption chain writes
-its own, through the script), and run two at a time. About 2.5 minutes on 2 idle CPU cores (19 fairseq
-processes).
+as in real use: caption and image generation stage 1 -> stage 2 -> evaluate, train -> evaluate for the
+other benchmarks and for three GLUE tasks (cola: MCC, mrpc: F1, mnli: three classes). Each training run
+must write its checkpoints and each evaluation must print its metric line. To keep the number of CLI
+processes (~6-10 s of start-up each) down, the chains share one toy world written in-process (only the
+caption and image generation chains write their own, through the scripts), and run two at a time. About
+3 minutes on 2 idle CPU cores (22 fairseq processes).
 """
 import re
 import subprocess
@@ -75,6 +75,12 @@ CHAINS: Dict[str, Chain] = {
     "gigaword": Chain([Step("gigaword/train_gigaword.sh", save_dir="checkpoints"),
                        Step("gigaword/evaluate_gigaword.sh", metric=r"ROUGE-1 [0-9.]+ \| ROUGE-2 [0-9.]+ \| ROUGE-L")]),
     **{f"glue_{task}": _glue_chain(task) for task in GLUE_TASKS},
+    # toy images, toy VQGAN and a random CLIP written by the first script (run_scripts/image_gen/image_gen_common.sh)
+    "image_gen": Chain([Step("image_gen/train_image_gen_large_stage1.sh", save_dir="stage1"),
+                        Step("image_gen/train_image_gen_large_stage2.sh", save_dir="stage2"),
+                        Step("image_gen/evaluate_image_gen.sh", metric=r"CLIP score [0-9.]+ \(ti_sim, best image of "
+                                                                       r"each of 4 captions\) \| toy check")],
+                       own_world=True),
 }
 # Scripts whose toy run is a test of their own task's file (it checks more than a chain would).
 TOY_RUN_ELSEWHERE = {"pretraining/train_pretrain.sh": "tests/test_unify_task.py"}

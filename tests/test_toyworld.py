@@ -87,6 +87,16 @@ def test_a_subset_of_tasks_writes_the_same_files(world, tmp_path):
     assert all(path.read_bytes() == everything[name].read_bytes() for name, path in subset.items())
 
 
+def test_caption_stage2_file_has_all_references_of_fresh_images(world, tmp_path):
+    _, first = world
+    written = toyworld.write_toy_world(tmp_path, seed=1, tasks=["caption"], num_caption_stage2=6, **SMALL)
+    assert written["caption_train"].read_bytes() == first["caption_train"].read_bytes()
+    rows = [line.split("\t") for line in written["caption_stage2_train"].read_text(encoding="utf-8").splitlines()]
+    assert written["caption_stage2_train"] == tmp_path / "caption_stage2_train.tsv" and len(rows) == 6
+    assert all(len(row) == COLUMNS["caption"] and 3 <= len(row[2].split("&&")) <= 5 for row in rows)
+    assert [row[1] for row in rows] == [f"4{i:07d}" for i in range(1, 7)]  # image ids of their own split
+
+
 @pytest.mark.parametrize("task", toyworld.TASKS)
 def test_official_column_layout(world, task):
     _, paths = world

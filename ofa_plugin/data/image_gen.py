@@ -2,7 +2,8 @@
 
 Rows (after `--selected-cols 0,2,1` on a coco_vqgan file) are (uniq-id, caption, codes); (uniq-id, caption)
 rows get dummy codes (all 0, for generation-only files); the official 4-column layout (uniq-id, image,
-caption, codes) is read with its reference image ignored (it only serves CLIP image-image similarity).
+caption, codes) also holds the caption's reference image, which only CLIP image-image similarity uses
+(`keep_reference_image`: decoded into the batch's `reference_image` list; otherwise ignored).
 The decoder reads and predicts code tokens (code + id of `<code_0>`), marked by `code_mask`; there is no
 image input, the encoder sees the text only.
 """
@@ -17,6 +18,7 @@ from ofa_plugin.vqgan import CodeFormatError, parse_codes
 
 from .collate import BATCH_EXTRAS
 from .dataset import TSVTaskDataset
+from .images import decode_image
 
 IMAGE_GEN_PROMPT = " what is the complete image? caption: "
 
@@ -39,7 +41,8 @@ class ImageGenSampleBuilder:
     target = code tokens + eos, prev_output_tokens = bos + code tokens, `code_masks` True.
 
     A source longer than `max_source_positions` tokens (a long caption in many BPE pieces) is an error:
-    the encoder has no positions for it.
+    the encoder has no positions for it. With `keep_reference_image` (CLIP ii_sim scoring) every row must be
+    a 4-column one, and its image is decoded into the sample's `reference_image`.
     """
 
     dictionary: Dictionary
@@ -50,15 +53,17 @@ class ImageGenSampleBuilder:
     num_codes: int
     code_dict_size: int
     num_bins: int
+    keep_reference_image: bool = False
 
     def __call__(self, columns: List[str], row: int) -> Dict[str, Any]:
         location = f"{self.tsv_path}: row {row}"
+        image_field = None
         if len(columns) == 2:
             (uniq_id, caption), code_field = columns, None
         elif len(columns) == 3:
             uniq_id, caption, code_field = columns
         elif len(columns) == 4:
-            uniq_id, _, caption, code_field = columns
+            uniq_id, image_field, caption, code_field = columns
         else:
             raise ValueError(f"{location}: image_gen rows need 2-4 selected columns ((uniq_id, caption[, codes]) "
                              f"or (uniq_id, image, caption, codes)), got {len(columns)}")
@@ -73,12 +78,18 @@ class ImageGenSampleBuilder:
                              f"({self.max_src_length} words)")
         codes = self.codes(code_field, location)
         eos, bos = torch.LongTensor([self.dictionary.eos()]), torch.LongTensor([self.dictionary.bos()])
+        extras = {"code_masks": torch.tensor(True), "caption": caption}
+        if self.keep_reference_image:
+            if image_field is None:
+                raise ValueError(f"{location}: CLIP ii_sim needs the caption's reference image: rows of 4 selected "
+                                 f"columns (uniq_id, image, caption, codes), got {len(columns)}")
+            extras["reference_image"] = decode_image(image_field, self.tsv_path, row)
         return {
             "uniq_id": uniq_id,
             "source": source,
             "target": torch.cat([codes, eos]),
             "prev_output_tokens": torch.cat([bos, codes]),
-            BATCH_EXTRAS: {"code_masks": torch.tensor(True), "caption": caption},
+            BATCH_EXTRAS: extras,
         }
 
     def codes(self, code_field: Optional[str], location: str) -> torch.LongTensor:

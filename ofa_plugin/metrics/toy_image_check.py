@@ -9,8 +9,9 @@ The colour check is the metric; the shape guess is cruder (blurry decodings roun
 next to it.
 
 `--scoring ofa_toy_image` prints the figures at the end of `fairseq-generate --task image_gen` (the task
-publishes every sample's checked images, see `published.py`); prompts that are no toy prompts are not
-checked.
+publishes every sample's checked images, see `published.py`); the task's default scorer `ofa_clip_image`
+(ofa_plugin.clip.scorer) prints them too, after the CLIP score when CLIP ranked the images. Prompts that are
+no toy prompts are not checked.
 """
 from __future__ import annotations
 

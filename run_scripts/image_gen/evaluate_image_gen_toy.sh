@@ -4,8 +4,9 @@
 # What: top-k sampling (SAMPLES images per caption, top-k TOPK) of the 64 image codes of every caption of
 # DATA/coco_vqgan_test.tsv with a train_image_gen_toy.sh checkpoint; the codes are decoded by the toy VQGAN and
 # written to OUT_DIR (all_results/{uniq_id}_{j}.png, top1/{uniq_id}.png, images.tsv = uniq_id, j, file,
-# caption); fairseq-generate prints "toy check on N images: colour x, shape y, both z" (scorer ofa_toy_image:
-# does the decoded image show the caption's colour, and shape). Then the trivial baseline, SAMPLES images of
+# caption); fairseq-generate prints "toy check on N images: colour x, shape y, both z" (the task's scorer
+# ofa_clip_image, which without a CLIP model prints the toy check alone: does the decoded image show the
+# caption's colour, and shape). Then the trivial baseline, SAMPLES images of
 # uniformly random codes per caption decoded by the same VQGAN (seed 1), printed as
 # "Random-codes baseline: toy check on N images: colour x, shape y, both z".
 # Usage: evaluate_image_gen_toy.sh DATA_DIR CHECKPOINT OUT_DIR [extra fairseq-generate flags]

@@ -19,6 +19,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--num-train", type=int, default=2000, help="training rows per task")
     parser.add_argument("--num-valid", type=int, default=100, help="validation rows per task")
     parser.add_argument("--num-test", type=int, default=100, help="test rows per task")
+    parser.add_argument("--num-caption-stage2", type=int, default=0,
+                        help="caption stage-2 (SCST) training rows, all references per image, written as "
+                             "caption_stage2_train.tsv (default 0: none)")
     parser.add_argument("--image-size-range", type=int, nargs=2, default=(48, 160), metavar=("MIN", "MAX"),
                         help="range of image widths and heights in pixels")
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS), metavar="TASK",
@@ -26,4 +29,4 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     write_toy_world(args.out, args.seed, args.num_train, args.num_valid, args.num_test,
-                    tuple(args.image_size_range), args.tasks)
+                    tuple(args.image_size_range), args.tasks, args.num_caption_stage2)

@@ -14,7 +14,8 @@ from .phrases import (CLEAR, NUMBER_WORDS, absent_noun, background_word, colour_
                       shape_count, size_extremes, with_article)
 from .scene import ANSWER_COLOURS, OBJECT_COLOURS, SHAPES, Scene, ToyObject, draw_scene, draw_single_object_scene
 
-SPLIT_CODES = {"train": 1, "valid": 2, "test": 3}  # digit of image ids, unique across splits
+# Digit of image ids, unique across splits; "stage2" = caption stage-2 (SCST) training rows, all references.
+SPLIT_CODES = {"train": 1, "valid": 2, "test": 3, "stage2": 4}
 # The VQA candidate answers in label order (written as vqa_ans2label.pkl): every answer any row can carry.
 VQA_ANSWERS = ("yes", "no", *ANSWER_COLOURS, *SHAPES, "0", "1", "2", "3", *NUMBER_WORDS, "left", "right")
 # Image classes (written as classify_class2label.pkl, label = position; the TSV holds label + 1).

@@ -43,12 +43,13 @@ def _write_label_files(out: Path, tasks: Sequence[str]) -> dict[str, Path]:
 
 def write_toy_world(out_dir: str | Path, seed: int = 1, num_train: int = 2000, num_valid: int = 100,
                     num_test: int = 100, image_size_range: tuple[int, int] = (48, 160),
-                    tasks: Iterable[str] | None = None) -> dict[str, Path]:
+                    tasks: Iterable[str] | None = None, num_caption_stage2: int = 0) -> dict[str, Path]:
     """Write the toy world's TSVs (`tasks`, default all of `TASKS`), label files and vocabulary into
     `out_dir`; returns {name: path} with names like "caption_train", "vqa_test", "vqa_ans2label",
     "classify_class2label", "spm_model", "dict".
 
-    `num_*` are rows per task and split. Image widths and heights are drawn from `image_size_range`
+    `num_*` are rows per task and split; `num_caption_stage2` > 0 also writes caption_stage2_train.tsv (the
+    official stage-2 layout: one row per image with all its references, for SCST). Image widths and heights are drawn from `image_size_range`
     (at least 32 px, room for three shapes).
     """
     low, high = image_size_range
@@ -63,6 +64,9 @@ def write_toy_world(out_dir: str | Path, seed: int = 1, num_train: int = 2000, n
         f"{task}_{split}": write_split(out / f"{task}_{split}.tsv", task, split, rows, seed, (low, high))
         for task in chosen for split, rows in (("train", num_train), ("valid", num_valid), ("test", num_test))
     }
+    if num_caption_stage2 > 0 and "caption" in chosen:
+        written["caption_stage2_train"] = write_split(out / "caption_stage2_train.tsv", "caption", "stage2",
+                                                      num_caption_stage2, seed, (low, high))
     written.update(_write_label_files(out, chosen))
     written["spm_model"], written["dict"] = train_vocabulary(out / "vocab")
     return written
