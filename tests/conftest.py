@@ -114,15 +114,17 @@ class CaptionStage1:
 
 @pytest.fixture(scope="session")
 def caption_stage1(tmp_path_factory) -> CaptionStage1:
-    """Stage-1 captioning trained once per session (used by test_caption_e2e and test_scst): a 5000-image
-    toy world, train_caption_toy.sh for 400 updates (~200 s on 2 cores), evaluate_caption_toy.sh on 200
-    test images (~20 s)."""
-    updates, num_test = 400, 200
+    """Stage-1 captioning trained once per session (test_caption_e2e: it must beat the baseline, and SCST
+    continues it): a 5000-image toy world (+ 1500 stage-2 rows with all references), train_caption_toy.sh for
+    800 updates (~340 s on one thread), evaluate_caption_toy.sh on 200 test images (~30 s). 800 updates, not
+    fewer: a 400-update model counts the shapes but misnames colours, and SCST then moves CIDEr by chance."""
+    updates, num_test = 800, 200
     root, env = tmp_path_factory.mktemp("caption_stage1"), cli_env()
     world, save = root / "world", root / "checkpoints"
     scripts = REPO / "run_scripts" / "caption"
     run_cli([sys.executable, "-m", "ofa_plugin.data.toyworld", "--out", world, "--seed", "1", "--num-train", "5000",
-             "--num-valid", "50", "--num-test", str(num_test), "--tasks", "caption"], root / "world.log", env)
+             "--num-valid", "50", "--num-test", str(num_test), "--num-caption-stage2", "1500", "--tasks", "caption"],
+            root / "world.log", env)
     train_log = run_cli(["bash", scripts / "train_caption_toy.sh", world, save], root / "train.log",
                         {**env, "MAX_UPDATE": str(updates)})
     checkpoint = save / "checkpoint_last.pt"
