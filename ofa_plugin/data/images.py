@@ -69,7 +69,7 @@ def decode_image(field: str, tsv_path: str, row: int) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
-            return _displayed(_to_rgb(image), _exif_orientation(image))
+            return _displayed(to_rgb(image), _exif_orientation(image))
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise ImageDecodeError(f"{tsv_path}: row {row}: cannot decode {source}: {err}") from err
 
@@ -121,7 +121,7 @@ def _displayed(image: Image.Image, orientation: int) -> Image.Image:
     return image if method is None else image.transpose(method)
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any PIL mode to RGB; palette images with transparency go through RGBA to avoid a warning,
     16-bit grey keeps its high byte (values of mode "I" are clipped to the 16-bit range first)."""
     if image.mode in _SIXTEEN_BIT_GREY_MODES:

@@ -50,6 +50,8 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
 
+from ofa_plugin.data.images import to_rgb
+
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -107,7 +109,7 @@ def read_image(path: Path) -> torch.Tensor:
     """(3, H, W) uint8 RGB tensor of an image file; ValueError naming the file if it cannot be decoded."""
     try:
         with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB"))
+            pixels = np.asarray(to_rgb(image))  # the TSV reader's conversion (16-bit grey keeps its high byte)
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise ValueError(f"{path}: unreadable image ({err})") from err
     return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
