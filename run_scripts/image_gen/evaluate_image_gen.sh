@@ -8,7 +8,8 @@
 # images go to OUT/eval_<split>/images: all_results/{uniq_id}_{rank}.png, top1/{uniq_id}.png (CLIP's best),
 # images.tsv. The official Inception Score and FID are then computed on top1/ (ofa_plugin.metrics.image_quality;
 # run here when INCEPTION_WEIGHTS names the Inception checkpoint, FID too when GT_STATS names the statistics of
-# the real images, official gt_stat.npz).
+# the real images, official gt_stat.npz; FID needs the FID Inception pt_inception-2015-12-05-6726825d.pth, which
+# also gives the TF-style Inception Score: torchvision's ImageNet file serves the Inception Score only).
 # Hardware (official): 1 GPU (batch 1 caption, fp16).
 # Expected time: not measured here (no GPU): 24 x 1024 codes sampled per caption.
 # Expected metric (reference §11): CLIP score about 34.0 on the official (x 100) scale after stage 2 (0.34 as our
