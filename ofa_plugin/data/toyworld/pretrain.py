@@ -54,8 +54,16 @@ def synthetic_codes(image: Image.Image, code_image_size: int) -> list[int]:
     return (levels[..., 0] * CODE_LEVELS ** 2 + levels[..., 1] * CODE_LEVELS + levels[..., 2]).ravel().tolist()
 
 
-def _pair_row(rng: random.Random, index: int, size_range: tuple[int, int]) -> list[str]:
-    kind = PAIR_TYPES[index % len(PAIR_TYPES)]
+def pair_type_cycle(pair_mix: Sequence[int]) -> list[str]:
+    """The repeating sequence of row types for `pair_mix` = rows of (caption, qa, visual_grounding) per cycle,
+    e.g. (4, 1, 1) -> 4 caption rows, 1 qa row, 1 grounding row, again and again."""
+    if len(pair_mix) != len(PAIR_TYPES) or any(n < 0 for n in pair_mix) or not any(pair_mix):
+        raise ValueError(f"pair mix must be {len(PAIR_TYPES)} non-negative row counts ({', '.join(PAIR_TYPES)}) "
+                         f"with a positive sum, got {tuple(pair_mix)}")
+    return [kind for kind, count in zip(PAIR_TYPES, pair_mix) for _ in range(count)]
+
+
+def _pair_row(rng: random.Random, index: int, size_range: tuple[int, int], kind: str) -> list[str]:
     while True:
         scene = draw_scene(rng, size_range)
         named = [(obj, e) for obj in scene.objects if (e := referring_expressions(scene, obj))]
@@ -127,17 +135,20 @@ def _write_negatives(folder: Path, seed: int, num_captions: int) -> None:
 
 def write_pretrain_world(out_dir: str | Path, seed: int = 1, num_pairs: int = 512, num_text: int | None = None,
                          num_image: int | None = None, num_detection: int | None = None, code_image_size: int = 32,
-                         image_size_range: tuple[int, int] = (48, 160)) -> dict[str, Path]:
+                         image_size_range: tuple[int, int] = (48, 160),
+                         pair_mix: Sequence[int] = (1, 1, 1)) -> dict[str, Path]:
     """Write the pretraining files into `out_dir`; side files default to num_pairs / 4 rows each (the
-    official mix reads 2 text, 1 image, 1 detection row per 8 pair rows). Returns {name: path}."""
+    official mix reads 2 text, 1 image, 1 detection row per 8 pair rows); image-text row types follow
+    `pair_mix` (see pair_type_cycle). Returns {name: path}."""
     if code_image_size % CODE_CELL or code_image_size <= 0:
         raise ValueError(f"code_image_size must be a positive multiple of {CODE_CELL}, got {code_image_size}")
+    kinds = pair_type_cycle(pair_mix)
     side_rows = max(1, num_pairs // 4)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {
         "vision_language": _write_tsv(out / "vision_language_examples.tsv", _rows(
-            "pairs", seed, num_pairs, lambda rng, i: _pair_row(rng, i, image_size_range))),
+            "pairs", seed, num_pairs, lambda rng, i: _pair_row(rng, i, image_size_range, kinds[i % len(kinds)]))),
         "text": _write_tsv(out / "text_examples.tsv", _rows("text", seed, num_text or side_rows, _text_row)),
         "image": _write_tsv(out / "image_examples.tsv", _rows(
             "image", seed, num_image or side_rows, lambda rng, i: _image_row(rng, i, code_image_size))),
@@ -162,10 +173,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--code-image-size", type=int, default=32,
                         help="S: image examples are 2S x 2S with (S/8)^2 codes (official 128)")
     parser.add_argument("--image-size-range", type=int, nargs=2, default=(48, 160), metavar=("MIN", "MAX"))
+    parser.add_argument("--pair-mix", type=int, nargs=3, default=(1, 1, 1), metavar=("CAPTION", "QA", "GROUNDING"),
+                        help="image-text rows of each type per repeating cycle (default 1 1 1: a third each)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     write_pretrain_world(args.out, args.seed, args.num_pairs, code_image_size=args.code_image_size,
-                         image_size_range=tuple(args.image_size_range))
+                         image_size_range=tuple(args.image_size_range), pair_mix=args.pair_mix)
 
 
 if __name__ == "__main__":
