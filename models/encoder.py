@@ -1,6 +1,5 @@
 """The OFA encoder: [image patches ; text tokens] through pre-LN layers with position biases (§1.4-§1.8)."""
 import math
-import random
 from typing import Dict, List, Optional
 
 import torch
@@ -135,9 +134,9 @@ class OFAEncoder(FairseqEncoder):
             padding[~patch_masks] = True
         pos = self._image_position_embeddings(ids, height, width)
         if sample_patch_num:
-            # random subset (Python `random`, unsorted) per sample; positions follow the patches
-            order = torch.tensor([random.sample(range(num_patches), k=sample_patch_num) for _ in range(bsz)],
-                                 device=feats.device)
+            # a random subset in random order per sample (officially Python's unseeded `random.sample`); drawn
+            # from torch's generator, which fairseq seeds with --seed + update number, so runs repeat exactly
+            order = torch.rand(bsz, num_patches, device=feats.device).argsort(dim=1)[:, :sample_patch_num]
             feats = feats.gather(1, order.unsqueeze(2).expand(-1, -1, feats.size(2)))
             padding, ids = padding.gather(1, order), ids.gather(1, order)
             pos = pos.gather(1, order.unsqueeze(2).expand(-1, -1, pos.size(2)))

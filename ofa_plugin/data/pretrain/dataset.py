@@ -73,15 +73,22 @@ class UnifyDataset(TSVTaskDataset):
 
     Items are built under `numpy_seed(pretrain_seed, epoch)`, as official: NumPy's global RNG is reset to the
     same state for every row, so the RandomAugment operations (drawn with NumPy) are the same for all images
-    of an epoch. The collater returns (v1, v2): v1 = the image-text examples (no code masks), v2 = the extra
+    of an epoch. RandomAugment's other draws (apply or not, sign) use Python's `random`, unseeded officially;
+    here it is seeded per (pretrain_seed, epoch, row) while an item is built, and restored after, so that a
+    pretraining run repeats exactly. The collater returns (v1, v2): v1 = the image-text examples (no code masks), v2 = the extra
     examples (with code masks); v1 alone when the batch has no extra examples, {} when it has nothing.
     """
 
     build_sample: UnifySampleBuilder
 
     def __getitem__(self, index: int) -> Optional[Dict[str, Any]]:
-        with data_utils.numpy_seed(self.build_sample.seed, self.epoch):
-            return super().__getitem__(index)
+        outer_state = random.getstate()
+        random.seed(f"unify-augment:{self.build_sample.seed}:{self.epoch}:{index}")
+        try:
+            with data_utils.numpy_seed(self.build_sample.seed, self.epoch):
+                return super().__getitem__(index)
+        finally:
+            random.setstate(outer_state)
 
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
