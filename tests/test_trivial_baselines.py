@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from ofa_plugin.data.toyworld import encode_image_base64
-from ofa_plugin.metrics.baseline import centre_box_baseline, majority_answer_baseline, majority_label_baseline
+from ofa_plugin.metrics.baseline import (centre_box_baseline, majority_answer_baseline, majority_label_baseline,
+                                        question_majority_answer_baseline)
 
 
 def _write(path: Path, rows: list[list[str]]) -> Path:
@@ -19,6 +20,16 @@ def test_majority_answer_is_scored_by_its_confidence(tmp_path):
     test = _write(tmp_path / "test.tsv", [vqa("1.0|!+red"), vqa("0.3|!+red&&1.0|!+blue"), vqa("1.0|!+two"),
                                           vqa("1.0|!+no")])
     assert majority_answer_baseline(train, test) == ("red", pytest.approx((1.0 + 0.3) / 4))
+
+
+def test_question_majority_answers_each_question_by_its_own_majority(tmp_path):
+    vqa = lambda question, answers: ["1", "7", question, answers, "", "img"]  # noqa: E731
+    train = _write(tmp_path / "train.tsv", [vqa("colour?", "1.0|!+red"), vqa("colour?", "0.6|!+blue&&1.0|!+red"),
+                                            vqa("count?", "1.0|!+two"), vqa("colour?", "1.0|!+blue")])
+    test = _write(tmp_path / "test.tsv", [vqa("colour?", "0.3|!+red&&1.0|!+blue"), vqa("count?", "1.0|!+two"),
+                                          vqa("shape?", "1.0|!+red")])
+    # colour? -> red (2 of 3) scores 0.3, count? -> two scores 1, unseen shape? -> red overall (2 of 4) scores 1
+    assert question_majority_answer_baseline(train, test) == pytest.approx((0.3 + 1.0 + 1.0) / 3)
 
 
 def test_majority_label_accuracy(tmp_path):

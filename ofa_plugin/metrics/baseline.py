@@ -26,7 +26,7 @@ from ofa_plugin.metrics.caption import caption_scores
 from ofa_plugin.metrics.grounding import grounding_hit
 
 CAPTION_COLUMN = 2  # uniq-id, image-id, caption, objects, image (reference §5.2)
-VQA_ANSWERS_COLUMN = 3  # question-id, image-id, question, answers, objects, image (§5.3)
+VQA_QUESTION_COLUMN, VQA_ANSWERS_COLUMN = 2, 3  # question-id, image-id, question, answers, objects, image (§5.3)
 SNLI_VE_LABEL_COLUMN = 5  # uniq-id, image-id, image, hypothesis, caption, label (§5.5)
 REFCOCO_COLUMNS = (3, 4)  # uniq-id, image-id, text, region, image (§5.4): region and image
 MAX_CAPTION_WORDS = 30  # the caption task's default --max-tgt-length
@@ -98,6 +98,27 @@ def majority_answer_baseline(train_tsv: str | os.PathLike, test_tsv: str | os.Pa
     test = TSVFile(test_tsv, [answers_col])
     scores = [parse_answers(test[row][0], str(test.path), row).get(answer, 0.0) for row in range(len(test))]
     return answer, sum(scores) / len(scores)
+
+
+def question_majority_answer_baseline(train_tsv: str | os.PathLike, test_tsv: str | os.PathLike,
+                                      question_col: int = VQA_QUESTION_COLUMN,
+                                      answers_col: int = VQA_ANSWERS_COLUMN) -> float:
+    """VQA without the image, question by question: the most frequent training answer of the same question
+    text (the overall one for an unseen question), scored like `majority_answer_baseline`. What a model
+    can reach from the questions alone, a fairer bar than one answer for every question."""
+    train = TSVFile(train_tsv, [question_col, answers_col])
+    by_question: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for row in range(len(train)):
+        question, answers = train[row]
+        by_question[question][best_answer(parse_answers(answers, str(train.path), row))] += 1
+    overall = sum(by_question.values(), collections.Counter()).most_common(1)[0][0]
+    test = TSVFile(test_tsv, [question_col, answers_col])
+    scores = []
+    for row in range(len(test)):
+        question, answers = test[row]
+        guess = by_question[question].most_common(1)[0][0] if question in by_question else overall
+        scores.append(parse_answers(answers, str(test.path), row).get(guess, 0.0))
+    return sum(scores) / len(scores)
 
 
 def majority_label_baseline(train_tsv: str | os.PathLike, test_tsv: str | os.PathLike,
