@@ -19,7 +19,7 @@ from ofa_plugin.data.pretrain import (DetectionBuilder, ImageInfillingBuilder, N
                                       poisson_span_probabilities, word_start_mask)
 from ofa_plugin.data.pretrain.detection import hflip
 from ofa_plugin.data.pretrain.pair_transforms import grounding_transform
-from ofa_plugin.data.toyworld.pretrain import synthetic_codes
+from ofa_plugin.data.toyworld.pretrain import pair_type_cycle, synthetic_codes, write_pretrain_world
 from ofa_plugin.data.toyworld.scene import encode_image_base64
 from ofa_plugin.data.tsv import TSVFile
 from ofa_plugin.vocab import build_tokenizer, encode_text
@@ -266,6 +266,17 @@ def test_synthetic_codes():
     assert synthetic_codes(image, 16) == [48, 48, 48, 3]  # red = 3*16, blue = 3 (cells of the centre 16 px)
 
 
+def test_pair_mix_sets_the_row_types(tmp_path):
+    assert pair_type_cycle((4, 1, 1)) == ["caption"] * 4 + ["qa", "visual_grounding"]
+    assert pair_type_cycle((0, 2, 0)) == ["qa", "qa"]
+    for bad in ((0, 0, 0), (1, -1, 1), (1, 1)):
+        with pytest.raises(ValueError, match="pair mix must be 3 non-negative row counts"):
+            pair_type_cycle(bad)
+    write_pretrain_world(tmp_path, num_pairs=7, pair_mix=(2, 0, 1))
+    rows = TSVFile(tmp_path / "vision_language_examples.tsv")
+    assert [rows[i][7] for i in range(len(rows))] == ["caption", "caption", "visual_grounding"] * 2 + ["caption"]
+
+
 # -------------------------------------------------------------------------------------------- batches, bad rows
 
 def _example(dictionary, n, conf=1.0, code=False, size=8):
@@ -326,6 +337,20 @@ def test_bad_rows_name_file_and_row(tmp_path, ofa_dictionary, gpt2, negatives):
         dataset[7]
 
 
+def test_items_repeat_whatever_the_global_random_state(tmp_path):
+    """RandomAugment draws from Python's `random`: each item gets its own seeded state, the caller's is kept."""
+    rows = _write(tmp_path / "vl.tsv", [["x"]] * 4)
+    dataset = UnifyDataset(rows, UnifySampleBuilder(lambda c, r, rng: [random.random()], 4, 7), 1)
+    random.seed(1)
+    first = dataset[2]
+    random.seed(2)
+    outer = random.random()
+    random.seed(2)
+    assert dataset[2] == first and dataset[3] != first and random.random() == outer
+    dataset.set_epoch(2)
+    assert dataset[2] != first
+
+
 # ------------------------------------------------------------------------------------- fairseq-train, restore
 
 def test_toy_pretraining_run_script_and_caption_restore(tmp_path):
@@ -344,6 +369,18 @@ def test_toy_pretraining_run_script_and_caption_restore(tmp_path):
     checkpoint = out / "checkpoints" / "checkpoint_last.pt"
     assert checkpoint.is_file()
     _restore_into_caption(checkpoint, world)
+
+
+@pytest.mark.parametrize("side_files", ["0", "1"])
+def test_toy_pretraining_script_adds_the_side_files_on_request(tmp_path, side_files):
+    """train_pretrain_toy.sh: image-text rows in its 6:1:1 cycle, the side tasks only with SIDE_FILES=1."""
+    env = {**cli_env(), "MAX_UPDATE": "2", "NUM_PAIRS": "16", "SIDE_FILES": side_files, "OMP_NUM_THREADS": "1"}
+    log = run_cli(["bash", REPO / "run_scripts" / "pretraining" / "train_pretrain_toy.sh", tmp_path / "data",
+                   tmp_path / "save", "--log-interval", "1"], tmp_path / "train.log", env)
+    rows = TSVFile(tmp_path / "data" / "vision_language_examples.tsv")
+    assert [rows[i][7] for i in range(8)] == ["caption"] * 6 + ["qa", "visual_grounding"]
+    assert ("loss_v2=" in log) == (side_files == "1") and "num_updates=2" in log
+    assert (tmp_path / "save" / "checkpoint_last.pt").is_file()
 
 
 def _check_toy_files(world):
