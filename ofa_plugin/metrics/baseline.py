@@ -104,8 +104,8 @@ def question_majority_answer_baseline(train_tsv: str | os.PathLike, test_tsv: st
                                       question_col: int = VQA_QUESTION_COLUMN,
                                       answers_col: int = VQA_ANSWERS_COLUMN) -> float:
     """VQA without the image, question by question: the most frequent training answer of the same question
-    text (the overall one for an unseen question), scored like `majority_answer_baseline`. What a model
-    can reach from the questions alone, a fairer bar than one answer for every question."""
+    text (the overall one for an unseen question), scored like `majority_answer_baseline`. Roughly what a
+    model reaches from the questions alone: a fairer bar for "uses the image" than one answer for all."""
     train = TSVFile(train_tsv, [question_col, answers_col])
     by_question: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for row in range(len(train)):

@@ -75,8 +75,9 @@ class UnifyDataset(TSVTaskDataset):
     same state for every row, so the RandomAugment operations (drawn with NumPy) are the same for all images
     of an epoch. RandomAugment's other draws (apply or not, sign) use Python's `random`, unseeded officially;
     here it is seeded per (pretrain_seed, epoch, row) while an item is built, and restored after, so that a
-    pretraining run repeats exactly. The collater returns (v1, v2): v1 = the image-text examples (no code masks), v2 = the extra
-    examples (with code masks); v1 alone when the batch has no extra examples, {} when it has nothing.
+    pretraining run repeats exactly. The collater returns (v1, v2): v1 = the image-text examples (no code
+    masks), v2 = the extra examples (with code masks); v1 alone when the batch has no extra examples, {} when
+    it has nothing.
     """
 
     build_sample: UnifySampleBuilder
