@@ -181,8 +181,9 @@ def test_demo_reads_the_metric_and_baseline_lines(tmp_path: Path) -> None:
     assert [(r.metric, r.model, r.baseline) for r in caption] == [("CIDEr", 1.9166, 0.5247), ("BLEU-4", 0.5976, 0.3021)]
     assert '"there are three shapes in the image"' in caption[0].baseline_name
     vqa = demo.vqa_metrics('Generate test with beam=5: VQA accuracy 0.4445 (score sum 88.9 over 200 questions)\n'
-                           'Most-frequent-answer baseline ("no"): VQA accuracy 0.1125\n', log)
-    assert [(r.model, r.baseline) for r in vqa] == [(0.4445, 0.1125)] and '"no"' in vqa[0].baseline_name
+                           'Most-frequent-answer baseline ("no"): VQA accuracy 0.1125\n'
+                           'Most-frequent-answer-per-question baseline (no image): VQA accuracy 0.3315\n', log)
+    assert [(r.model, r.baseline) for r in vqa] == [(0.4445, 0.3315)] and "each question" in vqa[0].baseline_name
     refcoco = demo.refcoco_metrics("Generate test with beam=5: Acc@0.5 0.1500 (30/200 hits)\n"
                                    "Centred-box baseline: Acc@0.5 0.0350\n", log)
     assert [(r.model, r.baseline) for r in refcoco] == [(0.15, 0.035)]

@@ -2,7 +2,8 @@
 
 - captioning: the single most frequent training caption for every test image, scored like
   `fairseq-generate --scoring ofa_caption` (references split on "&&", punctuation removed);
-- VQA: the most frequent training answer for every question, scored like `ofa_vqa` (its confidence);
+- VQA: the most frequent training answer for every question, scored like `ofa_vqa` (its confidence), or
+  each question's own most frequent training answer (the language prior; the demo's bar);
 - visual entailment: the most frequent training label, scored by accuracy;
 - grounding: a box of the mean relative training size at the centre of every image, Acc@0.5.
 Each reads the official TSV layouts (reference §5) and is scored on the same scale as the model.

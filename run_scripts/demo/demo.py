@@ -82,9 +82,9 @@ def caption_metrics(text: str, log: Path) -> list[MetricRow]:
 
 def vqa_metrics(text: str, log: Path) -> list[MetricRow]:
     model = _find(r"^Generate test.*: VQA accuracy ([0-9.]+)", text, log)
-    base = _find(r'^Most-frequent-answer baseline \("([^"]*)"\): VQA accuracy ([0-9.]+)', text, log)
-    return [MetricRow("VQA", "VQA accuracy", float(model[1]), float(base[2]),
-                      f'the most frequent training answer ("{base[1]}") for every question')]
+    base = _find(r"^Most-frequent-answer-per-question baseline \(no image\): VQA accuracy ([0-9.]+)", text, log)
+    return [MetricRow("VQA", "VQA accuracy", float(model[1]), float(base[1]),
+                      "the most frequent training answer of each question, without the image")]
 
 
 def refcoco_metrics(text: str, log: Path) -> list[MetricRow]:
